@@ -1,0 +1,482 @@
+/*
+** cli.c: the 'yizhan' command line. Parses argv, runs one command, prints
+** its results on stdout and problems on stderr, and returns the exit status:
+** 0 success, 1 failure, 2 a usage error.
+*/
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "host.h"
+#include "loop.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+typedef struct cmd {
+  const char *name;                                /* as typed */
+  int (*run)(const char *dir, int argc, char **argv); /* argv[0] = name */
+  const char *usage;                               /* one line */
+  const char *help;                                /* the rest */
+} cmd;
+
+static const cmd commands[];
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("yizhan: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\nTry 'yizhan --help'.\n", stderr);
+  return EXIT_USAGE;
+}
+
+/* Opens the host of 'dir', printing the reason on failure. */
+static yz_host *open_host(const char *dir) {
+  yz_host *h = NULL;
+  char err[YZ_ERRMSG_MAX];
+  if (yz_host_open(dir, &h, err, sizeof err) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", err);
+    return NULL;
+  }
+  return h;
+}
+
+static int wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ init */
+
+static int write_file(const char *path, const char *text, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  size_t len = strlen(text), off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, text + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      return -1;
+    }
+    off += (size_t)w;
+  }
+  return close(fd);
+}
+
+static int cmd_init(const char *dir, int argc, char **argv) {
+  (void)dir;
+  if (argc != 2) return usage_error("init takes one argument, the directory");
+  const char *target = argv[1];
+  char conf[4096], db[4096], plugins[4096];
+  yz_fmt(conf, sizeof conf, "%s/yizhan.conf.lua", target);
+  yz_fmt(db, sizeof db, "%s/yizhan.db", target);
+  yz_fmt(plugins, sizeof plugins, "%s/plugins", target);
+  struct stat st;
+  if (stat(conf, &st) == 0 || stat(db, &st) == 0) {
+    fprintf(stderr, "yizhan: %s already holds a yizhan data directory; init "
+            "refuses to overwrite it\n", target);
+    return EXIT_FAIL;
+  }
+  /* The directory will hold records of minors: owner only. */
+  if (mkdir(target, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "yizhan: cannot create %s: %s\n", target, strerror(errno));
+    return EXIT_FAIL;
+  }
+  if (mkdir(plugins, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, "yizhan: cannot create %s: %s\n", plugins, strerror(errno));
+    return EXIT_FAIL;
+  }
+  if (write_file(conf, yz_config_template(), 0600) != 0) {
+    fprintf(stderr, "yizhan: cannot write %s: %s\n", conf, strerror(errno));
+    return EXIT_FAIL;
+  }
+  yz_host *h = open_host(target);
+  if (!h) return EXIT_FAIL;
+  yz_host_audit(h, "cli", "init", target, NULL);
+  yz_host_close(h);
+  printf("created %s\n  %s\n  %s\n  %s/\n", target, conf, db, plugins);
+  printf("next: edit %s to enable plugins, then 'yizhan -d %s check'\n", conf,
+         target);
+  return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- check */
+
+static void print_indented(FILE *f, const char *text) {
+  fputs("    ", f);
+  for (const char *p = text; *p; p++) {
+    fputc(*p, f);
+    if (*p == '\n' && p[1]) fputs("    ", f);
+  }
+  fputc('\n', f);
+}
+
+static int cmd_check(const char *dir, int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("check takes no arguments");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  printf("config    %s: ok\n", h->config_path);
+  printf("database  %s: ok\n", yz_store_path(h->store));
+  int rc = yz_host_start(h);
+  int enabled = 0;
+  for (int i = 0; i < h->nplugins; i++) {
+    yz_plugin *p = h->plugins[i];
+    if (!p->enabled) continue;
+    enabled++;
+    printf("plugin    %s %s: %s\n", p->name, p->version ? p->version : "?",
+           yz_plugin_state_name(p->state));
+    if (p->error) print_indented(stdout, p->error);
+  }
+  if (!enabled) printf("no plugins enabled ('yizhan plugins' lists them)\n");
+  yz_host_close(h);
+  if (rc == YZ_OK) return EXIT_OK;
+  fprintf(stderr, "yizhan: check failed: %s\n",
+          rc == YZ_EUSAGE ? "the configuration has errors"
+                          : "some plugins are not healthy");
+  return EXIT_FAIL;
+}
+
+/* --------------------------------------------------------------- plugins */
+
+/* The recorded state and last error of a plugin, from yz_plugins. */
+static void recorded_state(yz_host *h, const char *name, char *state,
+                           size_t n, char **error) {
+  yz_stmt *st;
+  yz_fmt(state, n, "-");
+  *error = NULL;
+  if (yz_store_prepare(h->store, NULL,
+                       "SELECT state, last_error FROM yz_plugins WHERE name=?",
+                       &st) != YZ_OK)
+    return;
+  yz_value v = {.type = YZ_TEXT, .s = name, .n = strlen(name)};
+  yz_stmt_bind(st, 1, &v);
+  if (yz_stmt_step(st) == YZ_ROW) {
+    yz_stmt_column(st, 0, &v);
+    if (v.type == YZ_TEXT) yz_fmt(state, n, "%s", v.s);
+    yz_stmt_column(st, 1, &v);
+    if (v.type == YZ_TEXT) *error = yz_strdup(v.s);
+  }
+  yz_stmt_release(st);
+}
+
+static int cmd_plugins(const char *dir, int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("plugins takes no arguments");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_plugins_discover(h);
+  char **dirs;
+  int nd = yz_host_plugin_dirs(h, &dirs);
+  printf("plugin path:");
+  for (int i = 0; i < nd; i++) {
+    printf(" %s", dirs[i]);
+    free(dirs[i]);
+  }
+  free(dirs);
+  printf("\n%-20s %-9s %-8s %-12s %s\n", "NAME", "VERSION", "ENABLED", "STATE",
+         "DESCRIPTION / LAST ERROR");
+  for (int i = 0; i < h->nplugins; i++) {
+    yz_plugin *p = h->plugins[i];
+    char state[32];
+    char *err = NULL;
+    recorded_state(h, p->name, state, sizeof state, &err);
+    static const char *const why[] = {"no", "config", "cli"};
+    if (p->state == YZ_PS_FAILED) { /* its file or manifest is bad */
+      yz_fmt(state, sizeof state, "failed");
+      free(err);
+      err = yz_strdup(p->error);
+    } else if (strcmp(state, "unknown") == 0) {
+      yz_fmt(state, sizeof state, "-");
+    }
+    printf("%-20s %-9s %-8s %-12s %s\n", p->name, p->version ? p->version : "?",
+           why[p->enabled], state,
+           p->description ? p->description : "");
+    if (err && strcmp(state, "ok") != 0) print_indented(stdout, err);
+    printf("%-20s %s\n", "", p->file);
+    free(err);
+  }
+  if (!h->nplugins) printf("(no plugins found)\n");
+  yz_host_close(h);
+  return EXIT_OK;
+}
+
+static int cmd_plugin(const char *dir, int argc, char **argv) {
+  if (argc != 3 || (strcmp(argv[1], "enable") && strcmp(argv[1], "disable")))
+    return usage_error("usage: yizhan plugin enable|disable NAME");
+  int on = strcmp(argv[1], "enable") == 0;
+  const char *name = argv[2];
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_plugins_discover(h);
+  if (!yz_plugin_find(h, name)) {
+    fprintf(stderr, "yizhan: no plugin '%s' on the plugin path ('yizhan "
+            "plugins' lists them)\n", name);
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_value v[2] = {{.type = YZ_TEXT, .s = name, .n = strlen(name)},
+                   {.type = YZ_INT, .i = on}};
+  int rc = yz_store_exec(h->store, NULL,
+                         "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) "
+                         "ON CONFLICT(name) DO UPDATE SET enabled=excluded.enabled",
+                         v, 2);
+  if (rc != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_host_audit(h, "cli", on ? "plugin.enable" : "plugin.disable", name, NULL);
+  printf("%s %s; a running daemon picks this up on reload (SIGHUP)\n", name,
+         on ? "enabled" : "disabled");
+  yz_host_close(h);
+  return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------- run */
+
+/* Takes the data directory's lock so two daemons never share a database.
+** Returns the descriptor (kept open while running) or -1. */
+static int take_lock(const char *dir) {
+  char path[4096];
+  yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fprintf(stderr, "yizhan: cannot open %s: %s\n", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = "?";
+    ssize_t n = read(fd, pid, sizeof pid - 1);
+    if (n > 0) pid[n] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    fprintf(stderr, "yizhan: another 'yizhan run' (pid %s) is using %s\n", pid,
+            dir);
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  yz_fmt(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || write(fd, pid, strlen(pid)) < 0) {
+    /* the lock holds regardless; the pid is only informative */
+  }
+  return fd;
+}
+
+static void report_unhealthy(yz_host *h) {
+  for (int i = 0; i < h->nplugins; i++) {
+    yz_plugin *p = h->plugins[i];
+    if (p->enabled && p->state != YZ_PS_OK && p->config_error)
+      fprintf(stderr, "yizhan: %s\n", p->error ? p->error : p->name);
+  }
+}
+
+static int cmd_run(const char *dir, int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("run takes no arguments");
+  int lock = take_lock(dir);
+  if (lock < 0) return EXIT_FAIL;
+  char err[256];
+  yz_loop *lp = yz_loop_new(err, sizeof err);
+  if (!lp) {
+    fprintf(stderr, "yizhan: %s\n", err);
+    close(lock);
+    return EXIT_FAIL;
+  }
+  yz_host *h = open_host(dir);
+  if (!h) {
+    yz_loop_free(lp);
+    close(lock);
+    return EXIT_FAIL;
+  }
+  int rc = yz_host_start(h);
+  if (rc == YZ_EUSAGE) {
+    report_unhealthy(h);
+    fprintf(stderr, "yizhan: refusing to start: fix the configuration\n");
+    yz_host_close(h);
+    yz_loop_free(lp);
+    close(lock);
+    return EXIT_FAIL;
+  }
+  int ok = 0, bad = 0;
+  for (int i = 0; i < h->nplugins; i++)
+    if (h->plugins[i]->enabled) {
+      if (h->plugins[i]->state == YZ_PS_OK)
+        ok++;
+      else
+        bad++;
+    }
+  char okn[16], badn[16], pid[16];
+  yz_fmt(okn, sizeof okn, "%d", ok);
+  yz_fmt(badn, sizeof badn, "%d", bad);
+  yz_fmt(pid, sizeof pid, "%ld", (long)getpid());
+  const char *kv[] = {"plugins_ok", okn, "plugins_failed", badn, "pid", pid};
+  yz_log_write(&h->log, YZ_LOG_INFO, NULL, "ready", kv, 3);
+  yz_host_audit(h, "core", "start", NULL, NULL);
+  for (;;) {
+    int sig = yz_loop_wait(lp, -1);
+    if (sig == SIGHUP) {
+      yz_logf(&h->log, YZ_LOG_INFO, NULL, "SIGHUP: reloading");
+      yz_host_reload(h);
+    } else if (sig > 0) {
+      yz_logf(&h->log, YZ_LOG_INFO, NULL, "signal %d: shutting down", sig);
+      break;
+    } else if (sig < 0) {
+      yz_logf(&h->log, YZ_LOG_ERROR, NULL, "event loop failed: %s",
+              strerror(errno));
+      break;
+    }
+  }
+  yz_host_audit(h, "core", "stop", NULL, NULL);
+  yz_host_close(h);
+  yz_loop_free(lp);
+  close(lock);
+  return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- backup */
+
+static int cmd_backup(const char *dir, int argc, char **argv) {
+  if (argc != 2) return usage_error("backup takes one argument, the file");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  if (yz_store_backup(h->store, argv[1]) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_host_audit(h, "cli", "backup", argv[1], NULL);
+  struct stat st;
+  long long size = stat(argv[1], &st) == 0 ? (long long)st.st_size : -1;
+  printf("backed up %s to %s (%lld bytes, mode 0600, checked)\n",
+         yz_store_path(h->store), argv[1], size);
+  yz_host_close(h);
+  return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ eval */
+
+static int cmd_eval(const char *dir, int argc, char **argv) {
+  if (argc != 3) return usage_error("usage: yizhan eval PLUGIN 'lua code'");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_host_start(h);
+  yz_plugin *p = yz_plugin_find(h, argv[1]);
+  if (!p) {
+    fprintf(stderr, "yizhan: no plugin '%s' on the plugin path\n", argv[1]);
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_buf out;
+  yz_buf_init(&out, 16u << 20);
+  int rc = yz_plugin_eval(p, argv[2], &out);
+  if (rc == YZ_OK) {
+    if (out.len) printf("%s\n", yz_buf_str(&out));
+  } else {
+    fprintf(stderr, "yizhan: eval in %s: %s\n", argv[1], yz_buf_str(&out));
+  }
+  yz_buf_free(&out);
+  yz_host_close(h);
+  return rc == YZ_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ------------------------------------------------------------------ help */
+
+static const cmd commands[] = {
+    {"init", cmd_init, "init DIR",
+     "Creates DIR/yizhan.conf.lua (every option, commented, with its default),\n"
+     "DIR/yizhan.db and DIR/plugins/. Refuses to overwrite an existing one."},
+    {"check", cmd_check, "check",
+     "Loads the configuration and every enabled plugin, applies migrations,\n"
+     "runs each setup and prints each plugin's state. Exits 0 only if all\n"
+     "are healthy."},
+    {"plugins", cmd_plugins, "plugins",
+     "Lists the plugins on the plugin path (shipped, plugin_path, DIR/plugins)\n"
+     "with version, whether and why enabled, last recorded state and error."},
+    {"plugin", cmd_plugin, "plugin enable|disable NAME",
+     "Enables or disables a plugin in the database; this overrides the\n"
+     "configuration's 'plugins' table until changed again."},
+    {"run", cmd_run, "run",
+     "Runs the daemon in the foreground. SIGINT/SIGTERM stop it cleanly,\n"
+     "SIGHUP reloads the configuration and plugins without a restart."},
+    {"backup", cmd_backup, "backup FILE",
+     "Writes a consistent copy of the database to FILE (mode 0600) while the\n"
+     "daemon keeps running, checks it, then moves it into place."},
+    {"eval", cmd_eval, "eval PLUGIN 'lua code'",
+     "Runs a snippet inside PLUGIN's sandbox, with 'host' and 'options' in\n"
+     "scope, and prints the result. An expression shows its value."},
+    {NULL, NULL, NULL, NULL}};
+
+static void print_help(FILE *f) {
+  fputs("yizhan " YZ_VERSION " - a scripting host for the care of left-behind "
+        "children\n\n"
+        "usage: yizhan [-d DIR] COMMAND [ARGS]\n\n"
+        "  -d DIR      the data directory (default: $YIZHAN_HOME, else .)\n"
+        "  --help      this text; 'yizhan COMMAND --help' for one command\n"
+        "  --version   the version\n\ncommands:\n", f);
+  for (const cmd *c = commands; c->name; c++) fprintf(f, "  %s\n", c->usage);
+  fputs("\nExit status: 0 success, 1 failure, 2 usage error.\n", f);
+}
+
+int yz_cli_main(int argc, char **argv) {
+  const char *dir = getenv("YIZHAN_HOME");
+  if (!dir || !*dir) dir = ".";
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "-d") == 0) {
+      if (i + 1 >= argc) return usage_error("-d needs a directory");
+      dir = argv[++i];
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      print_help(stdout);
+      return EXIT_OK;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      printf("yizhan %s\n", YZ_VERSION);
+      return EXIT_OK;
+    } else {
+      return usage_error("unknown option '%s'", argv[i]);
+    }
+  }
+  if (i >= argc) {
+    print_help(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[i];
+  if (strcmp(name, "help") == 0) {
+    if (i + 1 < argc) name = argv[i + 1];
+    else {
+      print_help(stdout);
+      return EXIT_OK;
+    }
+    for (const cmd *c = commands; c->name; c++)
+      if (strcmp(c->name, name) == 0) {
+        printf("usage: yizhan [-d DIR] %s\n\n%s\n", c->usage, c->help);
+        return EXIT_OK;
+      }
+    return usage_error("unknown command '%s'", name);
+  }
+  for (const cmd *c = commands; c->name; c++) {
+    if (strcmp(c->name, name) != 0) continue;
+    if (wants_help(argc - i, argv + i)) {
+      printf("usage: yizhan [-d DIR] %s\n\n%s\n", c->usage, c->help);
+      return EXIT_OK;
+    }
+    return c->run(dir, argc - i, argv + i);
+  }
+  return usage_error("unknown command '%s'", name);
+}

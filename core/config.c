@@ -1,0 +1,580 @@
+/*
+** config.c: loading and checking yizhan.conf.lua (see config.h).
+**
+** Divided into: the text template for 'init'; locating a key's line in the
+** source; evaluating the file in a data-only sandbox; the schema checks.
+*/
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "sandbox.h"
+#include "yz.h"
+
+#define CONFIG_MEM (16u << 20)       /* a config needs far less */
+#define CONFIG_STEPS 10000000LL      /* ditto for instructions */
+#define DEFAULT_MEMORY_MB 64
+#define DEFAULT_INSTRUCTIONS 1000000000LL
+#define DEFAULT_QUARANTINE 5
+
+static const char template_text[] =
+    "-- yizhan.conf.lua: the configuration of one yizhan data directory.\n"
+    "-- It is Lua evaluated as data: tables, strings, numbers, booleans.\n"
+    "-- env(\"NAME\") reads a secret from the environment (an error when it\n"
+    "-- is not set); env(\"NAME\", \"fallback\") gives a default instead.\n"
+    "-- Every option is listed below with its default; uncomment to change.\n"
+    "\n"
+    "-- The time zone schedules are evaluated in (an IANA name).\n"
+    "-- timezone = \"Asia/Shanghai\"\n"
+    "\n"
+    "-- The SQLite database, relative to this directory.\n"
+    "-- database = \"yizhan.db\"\n"
+    "\n"
+    "-- Log level for the logfmt lines on stderr: debug, info, warn or error.\n"
+    "-- log_level = \"info\"\n"
+    "\n"
+    "-- Extra plugin folders, searched before this directory's plugins/ and\n"
+    "-- the shipped plugins (relative paths are relative to this directory).\n"
+    "-- plugin_path = {}\n"
+    "\n"
+    "-- Limits for every plugin: memory of its Lua state, VM instructions per\n"
+    "-- call into it, and consecutive failures before it is quarantined.\n"
+    "-- limits = { memory_mb = 64, instructions = 1000000000, quarantine_after = 5 }\n"
+    "\n"
+    "-- Limits for one plugin, overriding the ones above.\n"
+    "-- plugin_limits = { registry = { memory_mb = 256 } }\n"
+    "\n"
+    "-- Enabled plugins, each with its option overrides (an empty table keeps\n"
+    "-- the plugin's defaults; false lists it but keeps it disabled).\n"
+    "-- 'yizhan plugins' shows what is available.\n"
+    "plugins = {\n"
+    "}\n";
+
+const char *yz_config_template(void) { return template_text; }
+
+/* ---------------------------------------------------------- key lines */
+
+/* Copies the source with comments blanked out (newlines kept), so a key
+** mentioned in a comment is not mistaken for its definition. */
+static char *strip_comments(const char *src) {
+  size_t n = strlen(src);
+  char *out = yz_xmalloc(n + 1);
+  memcpy(out, src, n + 1);
+  size_t i = 0;
+  while (i < n) {
+    char c = out[i];
+    if (c == '"' || c == '\'') {
+      for (i++; i < n && out[i] != c && out[i] != '\n'; i++)
+        if (out[i] == '\\' && i + 1 < n) i++;
+      i++;
+    } else if (c == '-' && i + 1 < n && out[i + 1] == '-') {
+      int longc = i + 3 < n && out[i + 2] == '[' && out[i + 3] == '[';
+      while (i < n) {
+        if (longc && out[i] == ']' && i + 1 < n && out[i + 1] == ']') {
+          out[i] = out[i + 1] = ' ';
+          i += 2;
+          break;
+        }
+        if (!longc && out[i] == '\n') break;
+        if (out[i] != '\n') out[i] = ' ';
+        i++;
+      }
+    } else {
+      i++;
+    }
+  }
+  return out;
+}
+
+static int ident_char(char c) {
+  return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Finds 'key =' or '["key"] =' at or after 'from'; returns its offset or -1. */
+static long find_key(const char *s, long from, const char *key) {
+  size_t kl = strlen(key);
+  for (const char *p = s + from; (p = strstr(p, key)) != NULL; p += 1) {
+    const char *end = p + kl;
+    int bare = (p == s || !ident_char(p[-1])) && !ident_char(*end);
+    int quoted = p >= s + 2 && (p[-1] == '"' || p[-1] == '\'') &&
+                 p[-2] == '[' && (*end == '"' || *end == '\'') &&
+                 end[1] == ']';
+    if (!bare && !quoted) continue;
+    const char *q = quoted ? end + 2 : end;
+    while (*q == ' ' || *q == '\t') q++;
+    if (*q == '=' && q[1] != '=') return (long)(p - s);
+  }
+  return -1;
+}
+
+int yz_config_line_of(const yz_config *c, const char *keypath) {
+  if (!c || !c->source) return 0;
+  char *text = strip_comments(c->source);
+  char path[512];
+  yz_fmt(path, sizeof path, "%s", keypath);
+  long pos = 0, found = -1;
+  for (char *part = path; part && *part;) {
+    char *dot = strpbrk(part, ".[");
+    char *next = NULL;
+    if (dot) {
+      next = dot + 1;
+      if (*dot == '[') break; /* array element: the array's line will do */
+      *dot = '\0';
+    }
+    long at = find_key(text, pos, part);
+    if (at < 0) break;
+    found = pos = at;
+    part = next;
+  }
+  int line = 0;
+  if (found >= 0) {
+    line = 1;
+    for (long i = 0; i < found; i++)
+      if (text[i] == '\n') line++;
+  }
+  free(text);
+  return line;
+}
+
+/* --------------------------------------------------------------- errors */
+
+typedef struct check_ctx {
+  yz_config *c;   /* the config being filled */
+  lua_State *L;   /* its state */
+  char *err;      /* where the first error goes */
+  size_t errlen;  /* its size */
+} check_ctx;
+
+static int fail(check_ctx *k, const char *keypath, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(check_ctx *k, const char *keypath, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int line = yz_config_line_of(k->c, keypath);
+  if (line)
+    yz_fmt(k->err, k->errlen, "%s:%d: %s: %s", k->c->path, line, keypath, msg);
+  else
+    yz_fmt(k->err, k->errlen, "%s: %s: %s", k->c->path, keypath, msg);
+  return 1;
+}
+
+/* Appends " (did you mean 'x'?)" when a known key is close to 'key'. */
+static void suggest(const char *key, const char *const *known, char *dst,
+                    size_t n) {
+  int best = 3;
+  const char *pick = NULL;
+  for (int i = 0; known[i]; i++) {
+    int cap = strlen(known[i]) > 4 ? 2 : 1;
+    int d = yz_edit_distance(key, known[i], cap);
+    if (d <= cap && d < best) {
+      best = d;
+      pick = known[i];
+    }
+  }
+  if (pick)
+    yz_fmt(dst, n, " (did you mean '%s'?)", pick);
+  else
+    dst[0] = '\0';
+}
+
+static const char *type_of(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TNUMBER)
+    return lua_isinteger(L, idx) ? "integer" : "number";
+  return luaL_typename(L, idx);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+static int want_string(check_ctx *k, int idx, const char *path, char **dst) {
+  if (lua_type(k->L, idx) != LUA_TSTRING)
+    return fail(k, path, "expected a string, got %s", type_of(k->L, idx));
+  free(*dst);
+  *dst = yz_strdup(lua_tostring(k->L, idx));
+  return 0;
+}
+
+static int want_positive(check_ctx *k, int idx, const char *path,
+                         lua_Number *out) {
+  lua_State *L = k->L;
+  if (lua_type(L, idx) != LUA_TNUMBER)
+    return fail(k, path, "expected a number, got %s", type_of(L, idx));
+  lua_Number v = lua_tonumber(L, idx);
+  if (!(v > 0)) return fail(k, path, "expected a number above 0, got %g", v);
+  *out = v;
+  return 0;
+}
+
+static const char *const limit_keys[] = {"memory_mb", "instructions",
+                                         "quarantine_after", NULL};
+
+static int check_limits(check_ctx *k, int idx, const char *path,
+                        yz_limits *lim) {
+  lua_State *L = k->L;
+  char sub[512], hint[128];
+  if (!lua_istable(L, idx))
+    return fail(k, path, "expected a table, got %s", type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      return fail(k, path, "keys must be names");
+    }
+    const char *key = lua_tostring(L, -2);
+    yz_fmt(sub, sizeof sub, "%s.%s", path, key);
+    lua_Number v;
+    int bad = 0;
+    if (strcmp(key, "memory_mb") == 0) {
+      bad = want_positive(k, lua_gettop(L), sub, &v);
+      if (!bad && v > 65536) bad = fail(k, sub, "at most 65536 MiB, got %g", v);
+      if (!bad) lim->memory = (size_t)(v * 1024 * 1024);
+    } else if (strcmp(key, "instructions") == 0) {
+      bad = want_positive(k, lua_gettop(L), sub, &v);
+      if (!bad) lim->instructions = (long long)v;
+    } else if (strcmp(key, "quarantine_after") == 0) {
+      bad = want_positive(k, lua_gettop(L), sub, &v);
+      if (!bad && v != (int)v)
+        bad = fail(k, sub, "expected a whole number, got %g", v);
+      if (!bad) lim->quarantine_after = (int)v;
+    } else {
+      suggest(key, limit_keys, hint, sizeof hint);
+      bad = fail(k, sub, "unknown limit%s; expected one of memory_mb, "
+                 "instructions, quarantine_after", hint);
+    }
+    if (bad) {
+      lua_pop(L, 2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int valid_plugin_name(const char *s) {
+  if (!*s || !(islower((unsigned char)*s))) return 0;
+  for (; *s; s++)
+    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_'))
+      return 0;
+  return 1;
+}
+
+static int cmp_plugin(const void *a, const void *b) {
+  return strcmp(((const yz_plugin_conf *)a)->name,
+                ((const yz_plugin_conf *)b)->name);
+}
+
+static int check_plugins(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  char sub[512];
+  if (!lua_istable(L, idx))
+    return fail(k, "plugins", "expected a table of plugin = options, got %s",
+                type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING || !valid_plugin_name(lua_tostring(L, -2))) {
+      char shown[128];
+      yz_fmt(shown, sizeof shown, "%s",
+             lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+      lua_pop(L, 2);
+      return fail(k, "plugins", "'%s' is not a plugin name (lower-case "
+                  "letters, digits and '_', starting with a letter)", shown);
+    }
+    const char *name = lua_tostring(L, -2);
+    yz_fmt(sub, sizeof sub, "plugins.%s", name);
+    int t = lua_type(L, -1);
+    if (t != LUA_TTABLE && t != LUA_TBOOLEAN) {
+      const char *tn = type_of(L, -1); /* a static string */
+      lua_pop(L, 2);
+      return fail(k, sub, "expected a table of options, true or false, got %s",
+                  tn);
+    }
+    yz_config *c = k->c;
+    c->plugins = yz_xrealloc(c->plugins, sizeof *c->plugins * (size_t)(c->nplugins + 1));
+    yz_plugin_conf *pc = &c->plugins[c->nplugins++];
+    memset(pc, 0, sizeof *pc);
+    pc->name = yz_strdup(name);
+    pc->enabled = t == LUA_TTABLE || lua_toboolean(L, -1);
+    pc->limits = c->limits;
+    lua_pop(L, 1);
+  }
+  qsort(k->c->plugins, (size_t)k->c->nplugins, sizeof *k->c->plugins,
+        cmp_plugin);
+  return 0;
+}
+
+static int check_plugin_limits(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  char sub[512];
+  if (!lua_istable(L, idx))
+    return fail(k, "plugin_limits", "expected a table of plugin = limits, "
+                "got %s", type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      return fail(k, "plugin_limits", "keys must be plugin names");
+    }
+    const char *name = lua_tostring(L, -2);
+    yz_fmt(sub, sizeof sub, "plugin_limits.%s", name);
+    yz_plugin_conf *pc = NULL;
+    for (int i = 0; i < k->c->nplugins; i++)
+      if (strcmp(k->c->plugins[i].name, name) == 0) pc = &k->c->plugins[i];
+    if (!pc) {
+      lua_pop(L, 2);
+      return fail(k, sub, "'%s' is not in 'plugins'; limits apply to "
+                  "configured plugins only", name);
+    }
+    if (check_limits(k, lua_gettop(L), sub, &pc->limits)) {
+      lua_pop(L, 2);
+      return 1;
+    }
+    pc->has_limits = 1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int check_zone(check_ctx *k, const char *tz) {
+  if (!*tz || tz[0] == '/' || strstr(tz, ".."))
+    return fail(k, "timezone", "'%s' is not an IANA time zone name", tz);
+  char file[600];
+  yz_fmt(file, sizeof file, "/usr/share/zoneinfo/%s", tz);
+  struct stat st;
+  if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+    return fail(k, "timezone", "unknown time zone '%s' (expected an IANA "
+                "name such as Asia/Shanghai)", tz);
+  return 0;
+}
+
+static const char *const top_keys[] = {"timezone",  "database",
+                                       "log_level", "plugin_path",
+                                       "limits",    "plugin_limits",
+                                       "plugins",   NULL};
+
+static int check_all(check_ctx *k, int env) {
+  lua_State *L = k->L;
+  yz_config *c = k->c;
+  char hint[128];
+  /* Unknown keys first, so a typo is reported as such. */
+  lua_pushnil(L);
+  while (lua_next(L, env)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return fail(k, "?", "top-level keys must be names");
+    }
+    const char *key = lua_tostring(L, -1);
+    int known = strcmp(key, "env") == 0;
+    for (int i = 0; top_keys[i] && !known; i++)
+      known = strcmp(key, top_keys[i]) == 0;
+    if (!known) {
+      suggest(key, top_keys, hint, sizeof hint);
+      char keycopy[256];
+      yz_fmt(keycopy, sizeof keycopy, "%s", key);
+      lua_pop(L, 1);
+      return fail(k, keycopy, "unknown option%s", hint);
+    }
+  }
+  if (lua_getfield(L, env, "timezone") != LUA_TNIL &&
+      (want_string(k, -1, "timezone", &c->timezone) ||
+       check_zone(k, c->timezone)))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "database") != LUA_TNIL &&
+      want_string(k, -1, "database", &c->database))
+    return 1;
+  lua_pop(L, 1);
+  if (c->database[0] == '\0')
+    return fail(k, "database", "expected a file name, got an empty string");
+  if (lua_getfield(L, env, "log_level") != LUA_TNIL) {
+    if (want_string(k, -1, "log_level", &c->log_level)) return 1;
+    if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
+        strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+      return fail(k, "log_level", "expected debug, info, warn or error, "
+                  "got '%s'", c->log_level);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "plugin_path") != LUA_TNIL) {
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      return fail(k, "plugin_path", "expected a list of folders, got %s",
+                  type_of(L, t));
+    lua_Integer n = luaL_len(L, t);
+    c->plugin_path = yz_xcalloc((size_t)n + 1, sizeof *c->plugin_path);
+    for (lua_Integer i = 1; i <= n; i++) {
+      char sub[64];
+      yz_fmt(sub, sizeof sub, "plugin_path[%lld]", (long long)i);
+      lua_geti(L, t, i);
+      if (want_string(k, -1, sub, &c->plugin_path[c->nplugin_path])) return 1;
+      c->nplugin_path++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "limits") != LUA_TNIL &&
+      check_limits(k, lua_gettop(L), "limits", &c->limits))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "plugins") != LUA_TNIL &&
+      check_plugins(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "plugin_limits") != LUA_TNIL &&
+      check_plugin_limits(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static int lua_env(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *v = getenv(name);
+  if (v) {
+    lua_pushstring(L, v);
+    return 1;
+  }
+  if (!lua_isnoneornil(L, 2)) {
+    lua_settop(L, 2);
+    return 1;
+  }
+  return luaL_error(L, "env(\"%s\"): the environment variable %s is not set",
+                    name, name);
+}
+
+yz_config *yz_config_defaults(void) {
+  yz_config *c = yz_xcalloc(1, sizeof *c);
+  c->path = yz_strdup("(defaults)");
+  c->timezone = yz_strdup("Asia/Shanghai");
+  c->database = yz_strdup("yizhan.db");
+  c->log_level = yz_strdup("info");
+  c->limits.memory = (size_t)DEFAULT_MEMORY_MB << 20;
+  c->limits.instructions = DEFAULT_INSTRUCTIONS;
+  c->limits.quarantine_after = DEFAULT_QUARANTINE;
+  return c;
+}
+
+static char *read_file(const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    yz_fmt(err, errlen, "%s: cannot read the configuration: %s", path,
+           strerror(errno));
+    return NULL;
+  }
+  yz_buf b;
+  yz_buf_init(&b, 4u << 20);
+  char chunk[8192];
+  size_t n;
+  int ok = 1;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    if (yz_buf_add(&b, chunk, n) != YZ_OK) ok = 0;
+  fclose(f);
+  if (!ok) {
+    yz_fmt(err, errlen, "%s: the configuration is larger than 4 MiB", path);
+    yz_buf_free(&b);
+    return NULL;
+  }
+  char *s = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+  return s;
+}
+
+int yz_config_load(const char *path, yz_config **out, char *err,
+                   size_t errlen) {
+  *out = NULL;
+  yz_config *c = yz_config_defaults();
+  free(c->path);
+  c->path = yz_strdup(path);
+  c->source = read_file(path, err, errlen);
+  if (!c->source) {
+    yz_config_free(c);
+    return YZ_ERR;
+  }
+  c->sb = yz_sandbox_new("config", NULL, CONFIG_MEM, CONFIG_STEPS, 1);
+  lua_State *L = c->sb->L;
+  char chunk[600];
+  yz_fmt(chunk, sizeof chunk, "@%s", path);
+  if (luaL_loadbufferx(L, c->source, strlen(c->source), chunk, "t") != LUA_OK) {
+    yz_fmt(err, errlen, "%s (expected Lua table syntax)", lua_tostring(L, -1));
+    yz_config_free(c);
+    return YZ_ERR;
+  }
+  lua_newtable(L); /* the globals the file assigns */
+  lua_pushcfunction(L, lua_env);
+  lua_setfield(L, -2, "env");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "yz.config");
+  lua_setupvalue(L, -2, 1); /* _ENV of the chunk */
+  if (yz_sandbox_call(c->sb, 0, 0, err, errlen) != LUA_OK) {
+    /* Keep only the first line: a config has no useful traceback. */
+    char *nl = strchr(err, '\n');
+    if (nl) *nl = '\0';
+    yz_config_free(c);
+    return YZ_ERR;
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
+  check_ctx k = {c, L, err, errlen};
+  int bad = check_all(&k, lua_gettop(L));
+  lua_settop(L, 0);
+  if (bad) {
+    yz_config_free(c);
+    return YZ_ERR;
+  }
+  *out = c;
+  return YZ_OK;
+}
+
+void yz_config_free(yz_config *c) {
+  if (!c) return;
+  free(c->path);
+  free(c->timezone);
+  free(c->database);
+  free(c->log_level);
+  for (int i = 0; i < c->nplugin_path; i++) free(c->plugin_path[i]);
+  free(c->plugin_path);
+  for (int i = 0; i < c->nplugins; i++) free(c->plugins[i].name);
+  free(c->plugins);
+  yz_sandbox_free(c->sb);
+  free(c->source);
+  free(c);
+}
+
+const yz_plugin_conf *yz_config_plugin(const yz_config *c, const char *name) {
+  for (int i = 0; i < c->nplugins; i++)
+    if (strcmp(c->plugins[i].name, name) == 0) return &c->plugins[i];
+  return NULL;
+}
+
+yz_limits yz_config_limits_for(const yz_config *c, const char *name) {
+  const yz_plugin_conf *pc = yz_config_plugin(c, name);
+  return pc ? pc->limits : c->limits;
+}
+
+int yz_config_push_options(const yz_config *c, const char *name,
+                           lua_State *to, char *err, size_t errlen) {
+  if (!c->sb) {
+    lua_pushnil(to);
+    return 0;
+  }
+  lua_State *L = c->sb->L;
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
+  lua_getfield(L, -1, "plugins");
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TTABLE) {
+    lua_settop(L, 0);
+    lua_pushnil(to);
+    return 0;
+  }
+  int rc = yz_sandbox_copy(L, -1, to, err, errlen);
+  lua_settop(L, 0);
+  return rc;
+}

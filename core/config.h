@@ -1,0 +1,64 @@
+/*
+** config.h: the host configuration, a Lua file evaluated as data.
+**
+** The file runs in a sandbox without libraries; its only function is
+** env("NAME" [, default]) for secrets. The resulting globals are checked
+** against a schema: an unknown key, a wrong type or a bad value is an error
+** that names the file, the line, the key's path, what was expected and, for
+** a near miss, the key that was probably meant.
+*/
+#ifndef YZ_CONFIG_H
+#define YZ_CONFIG_H
+
+#include <stddef.h>
+
+struct lua_State;
+
+typedef struct yz_limits {
+  size_t memory;          /* bytes a plugin's Lua state may allocate */
+  long long instructions; /* VM instructions per entry into a plugin */
+  int quarantine_after;   /* consecutive failures before quarantine */
+} yz_limits;
+
+typedef struct yz_plugin_conf {
+  char *name;       /* plugin name, a key of 'plugins' */
+  int enabled;      /* false when written as name = false */
+  int has_limits;   /* plugin_limits has an entry for it */
+  yz_limits limits; /* effective limits (global ones merged in) */
+} yz_plugin_conf;
+
+typedef struct yz_config {
+  char *path;            /* the file it came from */
+  char *timezone;        /* IANA zone, default Asia/Shanghai */
+  char *database;        /* database file, relative to the data directory */
+  char *log_level;       /* debug, info, warn or error */
+  char **plugin_path;    /* extra plugin folders, searched before shipped */
+  int nplugin_path;      /* entries in plugin_path */
+  yz_limits limits;      /* defaults for every plugin */
+  yz_plugin_conf *plugins; /* the 'plugins' table, in file order */
+  int nplugins;          /* entries in plugins */
+  struct yz_sandbox *sb; /* the evaluated file, kept for option tables */
+  char *source;          /* the file's text, for locating keys */
+} yz_config;
+
+/* Loads and validates 'path'. On error returns nonzero, *out is NULL and err
+** holds "file:line: key.path: what is wrong". */
+int yz_config_load(const char *path, yz_config **out, char *err,
+                   size_t errlen);
+/* A configuration with every default, as if from an empty file. */
+yz_config *yz_config_defaults(void);
+void yz_config_free(yz_config *c);
+/* The entry for a plugin, or NULL when 'plugins' does not name it. */
+const yz_plugin_conf *yz_config_plugin(const yz_config *c, const char *name);
+/* The effective limits for a plugin. */
+yz_limits yz_config_limits_for(const yz_config *c, const char *name);
+/* Copies plugins[name] (a table of option overrides) onto the top of 'to', or
+** pushes nil when there is none. Returns nonzero with err set on failure. */
+int yz_config_push_options(const yz_config *c, const char *name,
+                           struct lua_State *to, char *err, size_t errlen);
+/* Best-effort line of a dotted key path in the file (0 when unknown). */
+int yz_config_line_of(const yz_config *c, const char *keypath);
+/* The text 'yizhan init' writes: every option, commented, with its default. */
+const char *yz_config_template(void);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+** host.c: a data directory brought to life (see host.h).
+*/
+#include "host.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+
+#ifndef YZ_SHIPPED_PLUGIN_DIR
+#define YZ_SHIPPED_PLUGIN_DIR "plugins"
+#endif
+
+/* Resolves 'p' against the data directory unless it is absolute. */
+static char *resolve(const char *datadir, const char *p) {
+  if (p[0] == '/') return yz_strdup(p);
+  yz_buf b;
+  yz_buf_init(&b, 8192);
+  yz_buf_addf(&b, "%s/%s", datadir, p);
+  char *s = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+  return s;
+}
+
+static int open_config(const char *path, yz_config **out, char *err,
+                       size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    yz_fmt(err, errlen, "%s: no configuration here (%s); create one with "
+           "'yizhan init DIR' or choose the directory with -d DIR",
+           path, strerror(errno));
+    return YZ_ENOTFOUND;
+  }
+  return yz_config_load(path, out, err, errlen);
+}
+
+int yz_host_open(const char *datadir, yz_host **out, char *err,
+                 size_t errlen) {
+  *out = NULL;
+  yz_host *h = yz_xcalloc(1, sizeof *h);
+  h->datadir = yz_strdup(datadir);
+  h->config_path = resolve(datadir, "yizhan.conf.lua");
+  const char *shipped = getenv("YIZHAN_SHIPPED_PLUGINS");
+  h->shipped_dir = yz_strdup(shipped && *shipped ? shipped : YZ_SHIPPED_PLUGIN_DIR);
+  yz_clock_init(&h->clock);
+  int rc = open_config(h->config_path, &h->cfg, err, errlen);
+  if (rc != YZ_OK) {
+    yz_host_close(h);
+    return rc;
+  }
+  yz_log_init(&h->log, stderr, yz_log_level_parse(h->cfg->log_level),
+              &h->clock);
+  char *db = resolve(datadir, h->cfg->database);
+  rc = yz_store_open(&h->store, db, err, errlen);
+  free(db);
+  if (rc != YZ_OK) {
+    yz_host_close(h);
+    return rc;
+  }
+  *out = h;
+  return YZ_OK;
+}
+
+int yz_host_start(yz_host *h) {
+  yz_plugins_discover(h);
+  return yz_plugins_start(h);
+}
+
+int yz_host_reload(yz_host *h) {
+  yz_config *fresh = NULL;
+  char err[YZ_ERRMSG_MAX];
+  if (open_config(h->config_path, &fresh, err, sizeof err) != YZ_OK) {
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "reload refused, the configuration in force stays: %s", err);
+    yz_fmt(h->err, sizeof h->err, "%s", err);
+    return YZ_EUSAGE;
+  }
+  if (strcmp(fresh->database, h->cfg->database) != 0)
+    yz_logf(&h->log, YZ_LOG_WARN, NULL,
+            "the database setting changed; it takes effect at restart");
+  yz_plugins_unload(h);
+  yz_config_free(h->cfg);
+  h->cfg = fresh;
+  h->log.level = yz_log_level_parse(h->cfg->log_level);
+  int rc = yz_host_start(h);
+  yz_host_audit(h, "core", "reload", NULL, rc == YZ_OK ? "ok" : "with errors");
+  yz_logf(&h->log, rc == YZ_OK ? YZ_LOG_INFO : YZ_LOG_WARN, NULL,
+          "reloaded configuration and plugins%s",
+          rc == YZ_OK ? "" : " (some plugins are not healthy)");
+  return rc;
+}
+
+void yz_host_close(yz_host *h) {
+  if (!h) return;
+  yz_plugins_unload(h);
+  yz_store_close(h->store);
+  yz_config_free(h->cfg);
+  free(h->datadir);
+  free(h->config_path);
+  free(h->shipped_dir);
+  free(h);
+}
+
+void yz_host_audit(yz_host *h, const char *actor, const char *action,
+                   const char *subject, const char *detail) {
+  if (yz_store_audit(h->store, yz_clock_now_ms(&h->clock), actor, action,
+                     subject, detail) != YZ_OK)
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL, "cannot write the audit log: %s",
+            yz_store_errmsg(h->store));
+}
+
+int yz_host_plugin_dirs(const yz_host *h, char ***out) {
+  int n = 0;
+  char **dirs = yz_xcalloc((size_t)h->cfg->nplugin_path + 3, sizeof *dirs);
+  dirs[n++] = yz_strdup(h->shipped_dir);
+  for (int i = 0; i < h->cfg->nplugin_path; i++)
+    dirs[n++] = resolve(h->datadir, h->cfg->plugin_path[i]);
+  dirs[n++] = resolve(h->datadir, "plugins");
+  *out = dirs;
+  return n;
+}

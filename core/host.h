@@ -1,0 +1,49 @@
+/*
+** host.h: one yizhan data directory brought to life: its configuration, its
+** database, its log and clock, and its plugins. The CLI commands and the
+** daemon all start from a yz_host.
+*/
+#ifndef YZ_HOST_H
+#define YZ_HOST_H
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "store.h"
+#include "yz.h"
+
+typedef struct yz_host {
+  char *datadir;             /* the data directory */
+  char *config_path;         /* DIR/yizhan.conf.lua */
+  char *shipped_dir;         /* the shipped plugins folder */
+  yz_config *cfg;            /* the configuration in force */
+  yz_store *store;           /* the database */
+  yz_log log;                /* logfmt on stderr */
+  yz_clock clock;            /* real or simulated time */
+  yz_plugin **plugins;       /* discovered plugins, sorted by name */
+  int nplugins;              /* entries in plugins */
+  char err[YZ_ERRMSG_MAX];   /* last error */
+} yz_host;
+
+/* Opens the data directory: reads the configuration and opens the database.
+** A missing or bad configuration is an error (the message names file, line
+** and key). On failure *out is NULL and err says why. */
+int yz_host_open(const char *datadir, yz_host **out, char *err,
+                 size_t errlen);
+/* Discovers and starts plugins (yz_plugins_discover + yz_plugins_start). */
+int yz_host_start(yz_host *h);
+/* Re-reads the configuration and restarts every plugin. A bad new
+** configuration is reported and the old one stays in force. */
+int yz_host_reload(yz_host *h);
+/* Stops plugins, closes the database; accepts NULL. */
+void yz_host_close(yz_host *h);
+/* Records an audit entry stamped with the host clock. */
+void yz_host_audit(yz_host *h, const char *actor, const char *action,
+                   const char *subject, const char *detail);
+/* The plugin folders in search order (later entries win on a name clash):
+** shipped, then config plugin_path, then DIR/plugins. Returns a count and a
+** malloc'd array of malloc'd strings. */
+int yz_host_plugin_dirs(const yz_host *h, char ***out);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+** lapi.h: the 'host' table plugins see, assembled from one binding file per
+** area: lapi_host.c (now, log, audit, options, describe), lapi_db.c (db, kv)
+** and lapi_json.c (json).
+*/
+#ifndef YZ_LAPI_H
+#define YZ_LAPI_H
+
+#include <lua.h>
+
+#include "buf.h"
+
+struct yz_plugin;
+
+/* Pushes p's read-only host table; the merged options must be on top of the
+** stack and are consumed (they become host.options). */
+void yz_lapi_push_host(lua_State *L, struct yz_plugin *p);
+
+/* Area tables, each pushed as a new table of functions. */
+int luaopen_yz_db(lua_State *L);
+int luaopen_yz_kv(lua_State *L);
+int luaopen_yz_json(lua_State *L);
+int luaopen_yz_log(lua_State *L);
+
+/* Encodes the value at idx as compact JSON into out (object keys sorted).
+** Returns 0, or nonzero with a message naming the path in err. Never raises
+** for bad values; may raise on out-of-memory in L. */
+int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
+                   size_t errlen);
+/* Decodes JSON text and pushes the value (null as host.json.null). Returns 0,
+** or nonzero with "invalid JSON at byte N" in err (nothing pushed). */
+int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
+                   size_t errlen);
+
+/* Appends a readable Lua-like rendering of the value at idx (tables with
+** sorted keys, nested at most a few levels) for 'eval' and tests. */
+void yz_lapi_describe(lua_State *L, int idx, yz_buf *out);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+** lapi_json.c: host.json, JSON for plugins (and for the key/value store),
+** built on cJSON.
+**
+**   host.json.encode(value [, {pretty = true}]) -> string | raises
+**   host.json.decode(text) -> value | nil, "invalid JSON at byte N"
+**   host.json.null                 -- JSON null inside arrays and objects
+**   host.json.array(t) -> t        -- marks t to encode as [] even if empty
+**
+** Tables that are sequences 1..n encode as arrays, others as objects with
+** keys sorted (so output is stable). Integers are written exactly; NaN,
+** infinities, functions, userdata and cycles are refused with the path.
+*/
+#include <cJSON.h>
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lapi.h"
+#include "yz.h"
+
+#define JSON_MAX_DEPTH 100
+#define ARRAY_MARK "yz.json.array"
+
+typedef struct enc {
+  lua_State *L;     /* the state */
+  char *err;        /* message buffer */
+  size_t errlen;    /* its size */
+  char path[256];   /* where we are, for messages */
+  int depth;        /* current nesting */
+} enc;
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+                 : (c >> 3) == 30 ? 4 : 0;
+    if (!len || i + len > n) return 0;
+    for (size_t k = 1; k < len; k++)
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+    i += len;
+  }
+  return 1;
+}
+
+static cJSON *to_json(enc *e, int idx);
+
+static int is_array_marked(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, ARRAY_MARK);
+  int yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return yes;
+}
+
+/* Returns n when the table is a sequence 1..n (n >= 1), else 0. */
+static lua_Integer sequence_len(lua_State *L, int idx) {
+  lua_Integer count = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k > max) max = k;
+    count++;
+  }
+  return count == max ? max : 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Records "what is wrong at $.path" and returns NULL. */
+static cJSON *fail(enc *e, const char *what) {
+  yz_fmt(e->err, e->errlen, "%s%s%s", what, e->path[0] ? " at " : "",
+         e->path[0] ? e->path : "");
+  return NULL;
+}
+
+static cJSON *failf(enc *e, const char *what, const char *detail) {
+  char msg[200];
+  yz_fmt(msg, sizeof msg, "%s%s", what, detail);
+  return fail(e, msg);
+}
+
+
+static cJSON *table_to_json(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (e->depth >= JSON_MAX_DEPTH)
+    return fail(e, "nested more than 100 levels (or a cycle)");
+  luaL_checkstack(L, 6, "json");
+  e->depth++;
+  size_t plen = strlen(e->path);
+  lua_Integer n = sequence_len(L, idx);
+  cJSON *out;
+  if (n > 0 || is_array_marked(L, idx)) {
+    out = cJSON_CreateArray();
+    for (lua_Integer i = 1; out && i <= n; i++) {
+      yz_fmt(e->path + plen, sizeof e->path - plen, "[%lld]", (long long)i);
+      lua_rawgeti(L, idx, i);
+      cJSON *item = to_json(e, lua_gettop(L));
+      lua_pop(L, 1);
+      if (!item) {
+        cJSON_Delete(out);
+        out = NULL;
+      } else {
+        cJSON_AddItemToArray(out, item);
+      }
+    }
+  } else {
+    /* Collect keys, sort them, then add in order for stable output. */
+    size_t cap = 16, nk = 0;
+    char **keys = yz_xmalloc(cap * sizeof *keys);
+    out = cJSON_CreateObject();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      lua_pop(L, 1);
+      char buf[32];
+      const char *k;
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        k = lua_tostring(L, -1);
+      } else if (lua_isinteger(L, -1)) {
+        yz_fmt(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, -1));
+        k = buf;
+      } else {
+        const char *tn = luaL_typename(L, -1);
+        lua_pop(L, 1);
+        for (size_t i = 0; i < nk; i++) free(keys[i]);
+        free(keys);
+        cJSON_Delete(out);
+        e->depth--;
+        return failf(e, "JSON object keys are strings; got a key of type ", tn);
+      }
+      if (nk == cap) keys = yz_xrealloc(keys, (cap *= 2) * sizeof *keys);
+      keys[nk++] = yz_strdup(k);
+    }
+    qsort(keys, nk, sizeof *keys, cmp_str);
+    for (size_t i = 0; i < nk && out; i++) {
+      yz_fmt(e->path + plen, sizeof e->path - plen, ".%s", keys[i]);
+      if (lua_getfield(L, idx, keys[i]) == LUA_TNIL) {
+        /* the key was an integer written as a string */
+        lua_pop(L, 1);
+        lua_geti(L, idx, strtoll(keys[i], NULL, 10));
+      }
+      cJSON *item = to_json(e, lua_gettop(L));
+      lua_pop(L, 1);
+      if (!item) {
+        cJSON_Delete(out);
+        out = NULL;
+      } else {
+        cJSON_AddItemToObject(out, keys[i], item);
+      }
+    }
+    for (size_t i = 0; i < nk; i++) free(keys[i]);
+    free(keys);
+  }
+  e->path[plen] = '\0';
+  e->depth--;
+  return out;
+}
+
+static cJSON *to_json(enc *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: return cJSON_CreateNull();
+    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+      if (lua_isinteger(L, idx)) {
+        char buf[32];
+        yz_fmt(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
+        return cJSON_CreateRaw(buf);
+      }
+      double d = lua_tonumber(L, idx);
+      if (isnan(d) || isinf(d)) return fail(e, "NaN or infinity cannot be encoded");
+      /* The shortest of %.15g/%.17g that reads back as the same double. */
+      char buf[40];
+      yz_fmt(buf, sizeof buf, "%.15g", d);
+      if (strtod(buf, NULL) != d) yz_fmt(buf, sizeof buf, "%.17g", d);
+      if (!strpbrk(buf, ".eEn")) {
+        size_t bl = strlen(buf); /* keep it a float: 2.0 stays "2.0" */
+        yz_fmt(buf + bl, sizeof buf - bl, ".0");
+      }
+      return cJSON_CreateRaw(buf);
+    }
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      if (!valid_utf8((const unsigned char *)s, n) || strlen(s) != n)
+        return fail(e, "a string that is not valid UTF-8 text");
+      return cJSON_CreateString(s);
+    }
+    case LUA_TTABLE: return table_to_json(e, idx);
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL) return cJSON_CreateNull();
+      /* fall through */
+    default:
+      return failf(e, "cannot encode as JSON a value of type ", luaL_typename(L, idx));
+  }
+}
+
+int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
+                   size_t errlen) {
+  enc e = {.L = L, .err = err, .errlen = errlen};
+  cJSON *j = to_json(&e, lua_absindex(L, idx));
+  if (!j) return 1;
+  char *s = cJSON_PrintUnformatted(j);
+  cJSON_Delete(j);
+  if (!s) {
+    yz_fmt(err, errlen, "out of memory while encoding JSON");
+    return 1;
+  }
+  int rc = yz_buf_adds(out, s);
+  free(s);
+  if (rc != YZ_OK) {
+    yz_fmt(err, errlen, "encoded JSON is larger than %zu bytes", out->max);
+    return 1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static void push_json(lua_State *L, const cJSON *j) {
+  luaL_checkstack(L, 4, "json");
+  if (cJSON_IsNull(j)) {
+    lua_pushlightuserdata(L, NULL);
+  } else if (cJSON_IsBool(j)) {
+    lua_pushboolean(L, cJSON_IsTrue(j));
+  } else if (cJSON_IsNumber(j)) {
+    double d = j->valuedouble;
+    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+      lua_pushinteger(L, (lua_Integer)d);
+    else
+      lua_pushnumber(L, d);
+  } else if (cJSON_IsString(j)) {
+    lua_pushstring(L, j->valuestring);
+  } else if (cJSON_IsArray(j)) {
+    lua_createtable(L, cJSON_GetArraySize(j), 0);
+    lua_Integer i = 1;
+    for (const cJSON *c = j->child; c; c = c->next) {
+      push_json(L, c);
+      lua_rawseti(L, -2, i++);
+    }
+  } else {
+    lua_createtable(L, 0, cJSON_GetArraySize(j));
+    for (const cJSON *c = j->child; c; c = c->next) {
+      push_json(L, c);
+      lua_setfield(L, -2, c->string);
+    }
+  }
+}
+
+typedef struct dec {
+  cJSON *j; /* parsed tree, freed by the caller */
+} dec;
+
+static int push_protected(lua_State *L) {
+  dec *d = lua_touserdata(L, 1);
+  push_json(L, d->j);
+  return 1;
+}
+
+int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
+                   size_t errlen) {
+  const char *end = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+  if (!j) {
+    yz_fmt(err, errlen, "invalid JSON at byte %ld",
+           end ? (long)(end - s) + 1 : 1L);
+    return 1;
+  }
+  /* Trailing bytes other than white space are an error too. */
+  while (end && end < s + n && (*end == ' ' || *end == '\n' || *end == '\r' ||
+                                *end == '\t'))
+    end++;
+  if (end && end < s + n && *end) {
+    cJSON_Delete(j);
+    yz_fmt(err, errlen, "invalid JSON at byte %ld (text after the value)",
+           (long)(end - s) + 1);
+    return 1;
+  }
+  /* Building tables may hit the memory cap: do it protected so the tree is
+  ** freed either way. */
+  dec d = {j};
+  lua_pushcfunction(L, push_protected);
+  lua_pushlightuserdata(L, &d);
+  int rc = lua_pcall(L, 1, 1, 0);
+  cJSON_Delete(j);
+  if (rc != LUA_OK) {
+    yz_fmt(err, errlen, "decoding JSON: %s",
+           rc == LUA_ERRMEM ? "memory limit exceeded" : lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------- bindings */
+
+static int l_encode(lua_State *L) {
+  luaL_checkany(L, 1);
+  int pretty = 0;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "pretty");
+    pretty = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  yz_buf b;
+  yz_buf_init(&b, 64u << 20);
+  char err[400];
+  if (yz_json_encode(L, 1, &b, err, sizeof err) != 0) {
+    yz_buf_free(&b);
+    return luaL_error(L, "json.encode: %s", err);
+  }
+  if (pretty) {
+    cJSON *j = cJSON_Parse(yz_buf_str(&b));
+    char *s = j ? cJSON_Print(j) : NULL;
+    cJSON_Delete(j);
+    if (s) {
+      lua_pushstring(L, s);
+      free(s);
+      yz_buf_free(&b);
+      return 1;
+    }
+  }
+  lua_pushlstring(L, yz_buf_str(&b), b.len);
+  yz_buf_free(&b);
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  char err[200];
+  if (yz_json_decode(L, s, n, err, sizeof err) != 0) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  return 1;
+}
+
+static int l_array(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_getmetatable(L, ARRAY_MARK);
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+int luaopen_yz_json(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"encode", l_encode},
+                                   {"decode", l_decode},
+                                   {"array", l_array},
+                                   {NULL, NULL}};
+  luaL_newmetatable(L, ARRAY_MARK);
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
+  return 1;
+}
