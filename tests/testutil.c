@@ -1,0 +1,152 @@
+/*
+** testutil.c: see testutil.h.
+*/
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+char *tu_tmpdir(void) {
+  const char *base = getenv("TMPDIR");
+  char tmpl[4096];
+  snprintf(tmpl, sizeof tmpl, "%s/yztest-XXXXXX", base && *base ? base : "/tmp");
+  char *d = mkdtemp(tmpl);
+  assert_non_null(d);
+  return yz_strdup(d);
+}
+
+void tu_rmrf(const char *path) {
+  if (!path) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+}
+
+static void mkdirs_for(const char *file) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", file);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      mkdir(buf, 0700);
+      *p = '/';
+    }
+}
+
+void tu_write(const char *dir, const char *name, const char *text) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  mkdirs_for(path);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+char *tu_read(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  yz_buf b;
+  yz_buf_init(&b, 256u << 20);
+  char chunk[8192];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) yz_buf_add(&b, chunk, n);
+  fclose(f);
+  char *s = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+  return s;
+}
+
+char *tu_datadir(const char *config) {
+  char *d = tu_tmpdir();
+  tu_write(d, "yizhan.conf.lua", config ? config : "");
+  char p[4096];
+  snprintf(p, sizeof p, "%s/plugins", d);
+  mkdir(p, 0700);
+  return d;
+}
+
+yz_host *tu_host(const char *dir) {
+  yz_host *h = NULL;
+  char err[YZ_ERRMSG_MAX];
+  int rc = yz_host_open(dir, &h, err, sizeof err);
+  if (rc != YZ_OK) fprintf(stderr, "tu_host: %s\n", err);
+  assert_int_equal(rc, YZ_OK);
+  char log[4096];
+  snprintf(log, sizeof log, "%s/log.txt", dir);
+  h->log.out = fopen(log, "a");
+  return h;
+}
+
+static char *slurp_fd(int fd) {
+  yz_buf b;
+  yz_buf_init(&b, 64u << 20);
+  char chunk[8192];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) yz_buf_add(&b, chunk, (size_t)n);
+  char *s = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+  return s;
+}
+
+tu_run tu_yizhan(const char *const *args) {
+  tu_run r = {0};
+  char *dir = tu_tmpdir();
+  char outp[4096], errp[4096];
+  snprintf(outp, sizeof outp, "%s/out", dir);
+  snprintf(errp, sizeof errp, "%s/err", dir);
+  int argc = 0;
+  while (args[argc]) argc++;
+  const char **argv = calloc((size_t)argc + 2, sizeof *argv);
+  argv[0] = YZ_TEST_BINARY;
+  for (int i = 0; i < argc; i++) argv[i + 1] = args[i];
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(o, 1);
+    dup2(e, 2);
+    dup2(in, 0);
+    execv(YZ_TEST_BINARY, (char *const *)argv);
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  int fd = open(outp, O_RDONLY);
+  r.out = slurp_fd(fd);
+  close(fd);
+  fd = open(errp, O_RDONLY);
+  r.err = slurp_fd(fd);
+  close(fd);
+  free(argv);
+  tu_rmrf(dir);
+  free(dir);
+  return r;
+}
+
+void tu_run_free(tu_run *r) {
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
+
+int tu_contains(const char *hay, const char *needle) {
+  if (hay && strstr(hay, needle)) return 1;
+  fprintf(stderr, "expected to find:\n  %s\nin:\n%s\n", needle, hay ? hay : "(null)");
+  return 0;
+}

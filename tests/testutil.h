@@ -1,0 +1,47 @@
+/*
+** testutil.h: helpers shared by the cmocka tests: scratch directories,
+** files, a host on a scratch data directory, and running the yizhan binary
+** as a child process.
+*/
+#ifndef YZ_TESTUTIL_H
+#define YZ_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "host.h"
+
+/* Creates a fresh scratch directory (removed by tu_rmrf) and returns it in
+** a static buffer-free malloc'd string. */
+char *tu_tmpdir(void);
+/* Removes a directory tree. */
+void tu_rmrf(const char *path);
+/* Writes 'text' to dir/name (creating dir/plugins etc. as needed). */
+void tu_write(const char *dir, const char *name, const char *text);
+/* Reads a whole file into a malloc'd string (NULL if missing). */
+char *tu_read(const char *path);
+/* A data directory: dir/yizhan.conf.lua with 'config' (NULL: empty), and
+** dir/plugins/. Returns the malloc'd directory path. */
+char *tu_datadir(const char *config);
+/* Opens a host on dir, failing the test if it cannot. Logs go to a file
+** (dir/log.txt) so test output stays readable. */
+yz_host *tu_host(const char *dir);
+
+/* The result of running the yizhan binary. */
+typedef struct tu_run {
+  int status;  /* exit status, or 128+signal */
+  char *out;   /* stdout */
+  char *err;   /* stderr */
+} tu_run;
+
+/* Runs build/yizhan with the given argv (NULL-terminated, without argv[0])
+** and collects its output. */
+tu_run tu_yizhan(const char *const *args);
+void tu_run_free(tu_run *r);
+/* True when 'hay' contains 'needle'; prints both when not, for the test log. */
+int tu_contains(const char *hay, const char *needle);
+
+#endif
