@@ -1,0 +1,313 @@
+/*
+** test_cli.c: the yizhan executable as a user runs it: init, check,
+** plugins, plugin enable/disable, eval, backup, and the daemon's lifecycle
+** under real signals (SIGHUP reloads, SIGTERM stops cleanly).
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *const notes_plugin =
+    "return {\n"
+    "  name = 'notes', version = '1.2.0', description = 'care notes',\n"
+    "  owns = { 'notes' },\n"
+    "  options = { greeting = 'hello', max = 3 },\n"
+    "  migrations = { 'CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)' },\n"
+    "  setup = function(host, opts)\n"
+    "    host.db.exec('INSERT INTO notes(body) VALUES (?)', opts.greeting)\n"
+    "  end,\n"
+    "}\n";
+
+static const char *const broken_plugin =
+    "return {\n"
+    "  name = 'broken', version = '0.1.0',\n"
+    "  setup = function(host) local t = nil; return t.field end,\n"
+    "}\n";
+
+static char *make_dir(const char *config) {
+  char *d = tu_datadir(config);
+  tu_write(d, "plugins/notes.lua", notes_plugin);
+  tu_write(d, "plugins/broken.lua", broken_plugin);
+  return d;
+}
+
+static void help_and_version_exit_zero_and_usage_errors_exit_two(void **state) {
+  (void)state;
+  tu_run r = tu_yizhan((const char *[]){"--version", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "yizhan "));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"--help", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "eval PLUGIN"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"backup", "--help", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "usage: yizhan [-d DIR] backup FILE"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"frobnicate", NULL});
+  assert_int_equal(r.status, 2);
+  assert_true(tu_contains(r.err, "unknown command 'frobnicate'"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"eval", NULL});
+  assert_int_equal(r.status, 2);
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){NULL});
+  assert_int_equal(r.status, 2);
+  tu_run_free(&r);
+}
+
+static void init_creates_a_private_data_directory_and_refuses_to_overwrite(
+    void **state) {
+  (void)state;
+  char *base = tu_tmpdir();
+  char dir[4200], conf[4300], db[4300];
+  snprintf(dir, sizeof dir, "%s/county", base);
+  snprintf(conf, sizeof conf, "%s/yizhan.conf.lua", dir);
+  snprintf(db, sizeof db, "%s/yizhan.db", dir);
+  tu_run r = tu_yizhan((const char *[]){"init", dir, NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  struct stat st;
+  assert_int_equal(stat(dir, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0700);
+  assert_int_equal(stat(db, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  char *text = tu_read(conf);
+  /* every option is present, commented, with its default */
+  assert_true(tu_contains(text, "-- timezone = \"Asia/Shanghai\""));
+  assert_true(tu_contains(text, "-- database = \"yizhan.db\""));
+  assert_true(tu_contains(text, "-- log_level = \"info\""));
+  assert_true(tu_contains(text, "-- plugin_path = {}"));
+  assert_true(tu_contains(text, "memory_mb = 64"));
+  assert_true(tu_contains(text, "-- plugin_limits"));
+  free(text);
+  r = tu_yizhan((const char *[]){"-d", dir, "check", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"init", dir, NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "refuses to overwrite"));
+  tu_run_free(&r);
+  tu_rmrf(base);
+  free(base);
+}
+
+static void check_reports_each_plugin_and_fails_when_one_is_unhealthy(
+    void **state) {
+  (void)state;
+  char *d = make_dir("plugins = { notes = { greeting = 'hi' }, broken = {} }\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.out, "plugin    notes 1.2.0: ok"));
+  assert_true(tu_contains(r.out, "plugin    broken 0.1.0: failed"));
+  assert_true(tu_contains(r.out, "attempt to index a nil value"));
+  assert_true(tu_contains(r.out, "stack traceback"));
+  tu_run_free(&r);
+  /* Without the broken plugin the same directory is healthy. */
+  tu_write(d, "yizhan.conf.lua", "plugins = { notes = {} }\n");
+  r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+static void a_bad_config_names_file_line_and_key(void **state) {
+  (void)state;
+  char *d = make_dir("timezone = 'Asia/Shanghai'\nplugins = {\n  notes = { greting = 'x' },\n}\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.out, "yizhan.conf.lua:3: plugins.notes.greting"));
+  assert_true(tu_contains(r.out, "did you mean 'greeting'"));
+  tu_run_free(&r);
+  tu_write(d, "yizhan.conf.lua", "log_levle = 'debug'\n");
+  r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "yizhan.conf.lua:1: log_levle: unknown option (did you mean 'log_level'?)"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+static void plugins_lists_found_plugins_and_enable_disable_persist(
+    void **state) {
+  (void)state;
+  char *d = make_dir("plugins = {}\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "plugins", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "notes"));
+  assert_true(tu_contains(r.out, "1.2.0"));
+  assert_true(tu_contains(r.out, "care notes"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "plugin", "enable", "notes", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "plugin    notes 1.2.0: ok"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "plugins", NULL});
+  assert_true(tu_contains(r.out, "cli      ok"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "plugin", "disable", "notes", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_true(tu_contains(r.out, "no plugins enabled"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "plugin", "enable", "nosuch", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "no plugin 'nosuch'"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+static void eval_prints_results_from_inside_the_sandbox(void **state) {
+  (void)state;
+  char *d = make_dir("plugins = { notes = { max = 7 } }\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
+                                        "options.max * 6", NULL});
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "42\n");
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
+      "host.db.one('SELECT body FROM notes WHERE id = ?', 1)", NULL});
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "{ body = \"hello\" }\n");
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes", "io.open('/etc/passwd')", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "attempt to index a nil value (global 'io')"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "eval", "broken", "1", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "not running"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+/* ------------------------------------------------------------- daemon */
+
+typedef struct daemon {
+  pid_t pid;        /* the yizhan run process */
+  char errpath[4300]; /* its stderr */
+} daemon;
+
+static char *daemon_log(const daemon *dm) { return tu_read(dm->errpath); }
+
+/* Waits until the daemon's stderr has 'needle' 'times' times; false on
+** timeout (10 s). */
+static int wait_log(const daemon *dm, const char *needle, int times) {
+  for (int i = 0; i < 1000; i++) {
+    char *log = daemon_log(dm);
+    int n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)); p++) n++;
+    free(log);
+    if (n >= times) return 1;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  char *log = daemon_log(dm);
+  fprintf(stderr, "timed out waiting for '%s' in:\n%s\n", needle, log);
+  free(log);
+  return 0;
+}
+
+static daemon start_daemon(const char *dir) {
+  daemon dm;
+  snprintf(dm.errpath, sizeof dm.errpath, "%s/daemon.err", dir);
+  dm.pid = fork();
+  assert_true(dm.pid >= 0);
+  if (dm.pid == 0) {
+    int e = open(dm.errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int o = open("/dev/null", O_WRONLY);
+    dup2(e, 2);
+    dup2(o, 1);
+    execl(YZ_TEST_BINARY, YZ_TEST_BINARY, "-d", dir, "run", (char *)NULL);
+    _exit(127);
+  }
+  return dm;
+}
+
+static int wait_exit(pid_t pid) {
+  int st = 0;
+  for (int i = 0; i < 1000; i++) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
+  (void)state;
+  char *d = make_dir("plugins = { notes = { greeting = 'first' } }\n");
+  daemon dm = start_daemon(d);
+  assert_true(wait_log(&dm, "msg=ready", 1));
+  /* A second daemon on the same directory is refused. */
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "run", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "another 'yizhan run'"));
+  tu_run_free(&r);
+  /* Change an option and reload: setup runs again with the new value. */
+  tu_write(d, "yizhan.conf.lua", "plugins = { notes = { greeting = 'second' } }\n");
+  assert_int_equal(kill(dm.pid, SIGHUP), 0);
+  assert_true(wait_log(&dm, "reloaded configuration and plugins", 1));
+  /* A broken config on reload is refused and the daemon keeps running. */
+  tu_write(d, "yizhan.conf.lua", "plugins = { notes = { greeting = 'x' }\n");
+  assert_int_equal(kill(dm.pid, SIGHUP), 0);
+  assert_true(wait_log(&dm, "reload refused", 1));
+  assert_int_equal(kill(dm.pid, 0), 0);
+  tu_write(d, "yizhan.conf.lua", "plugins = { notes = { greeting = 'second' } }\n");
+  /* A backup while the daemon runs is consistent and private. */
+  char bak[4300];
+  snprintf(bak, sizeof bak, "%s/backup.db", d);
+  r = tu_yizhan((const char *[]){"-d", d, "backup", bak, NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  struct stat st;
+  assert_int_equal(stat(bak, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_int_equal(kill(dm.pid, SIGTERM), 0);
+  assert_int_equal(wait_exit(dm.pid), 0);
+  char *log = daemon_log(&dm);
+  assert_true(tu_contains(log, "shutting down"));
+  free(log);
+  /* The database has both setups' rows; the backup has at least the first. */
+  tu_write(d, "yizhan.conf.lua", "plugins = { notes = {} }\n");
+  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
+      "host.db.one(\"SELECT count(*) AS n FROM notes WHERE body IN ('first', 'second')\").n", NULL});
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out, "2\n");
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(help_and_version_exit_zero_and_usage_errors_exit_two),
+      cmocka_unit_test(init_creates_a_private_data_directory_and_refuses_to_overwrite),
+      cmocka_unit_test(check_reports_each_plugin_and_fails_when_one_is_unhealthy),
+      cmocka_unit_test(a_bad_config_names_file_line_and_key),
+      cmocka_unit_test(plugins_lists_found_plugins_and_enable_disable_persist),
+      cmocka_unit_test(eval_prints_results_from_inside_the_sandbox),
+      cmocka_unit_test(run_reloads_on_sighup_and_stops_cleanly_on_sigterm),
+  };
+  return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
