@@ -191,6 +191,11 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
       if (owns(a, a2)) return SQLITE_OK;
       return deny(s, "'%s' is on table '%s', which the plugin does not own",
                   a1, a2);
+    case SQLITE_REINDEX: /* CREATE INDEX builds its index through this */
+    case SQLITE_ANALYZE:
+      if (a->migrating) return SQLITE_OK;
+      return deny(s, "%s is allowed only in migrations",
+                  action == SQLITE_REINDEX ? "REINDEX" : "ANALYZE");
     case SQLITE_ALTER_TABLE:
       if (a->migrating && owns(a, a2)) return SQLITE_OK;
       return deny(s, "altering table '%s' is allowed only in migrations of "

@@ -234,6 +234,16 @@ static void the_authorizer_confines_a_plugin(void **state) {
   assert_int_equal(yz_store_exec(f->s, &acl, "DROP TABLE mine", NULL, 0), YZ_EDENIED);
   assert_int_equal(yz_store_exec(f->s, &acl, "BEGIN", NULL, 0), YZ_EDENIED);
   assert_true(tu_contains(yz_store_errmsg(f->s), "use host.db.tx"));
+  /* In migrations the plugin shapes its own tables, and only those. */
+  const char *ok_steps[] = {"CREATE TABLE mine_log(x); CREATE INDEX mine_x ON mine(x)"};
+  char *owns2[] = {"mine", "mine_log"};
+  acl.owns = owns2;
+  acl.nowns = 2;
+  assert_int_equal(yz_store_migrate(f->s, "p", ok_steps, 1, &acl, NULL), YZ_OK);
+  assert_int_equal(acl.migrating, 0);
+  const char *bad_steps[] = {"CREATE INDEX theirs_y ON theirs(y)"};
+  assert_int_equal(yz_store_migrate(f->s, "p2", bad_steps, 1, &acl, NULL), YZ_EDENIED);
+  assert_true(tu_contains(yz_store_errmsg(f->s), "which the plugin does not own"));
   /* Nothing of that reached the other tables. */
   assert_int_equal(count(f->s, "SELECT count(*) FROM shared"), 0);
   assert_int_equal(count(f->s, "SELECT count(*) FROM mine"), 1);
