@@ -335,7 +335,8 @@ static int cmd_run(const char *dir, int argc, char **argv) {
       yz_logf(&h->log, YZ_LOG_INFO, NULL, "SIGHUP: reloading");
       yz_host_reload(h);
     } else if (sig > 0) {
-      yz_logf(&h->log, YZ_LOG_INFO, NULL, "signal %d: shutting down", sig);
+      yz_logf(&h->log, YZ_LOG_INFO, NULL, "%s: shutting down",
+              sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal");
       break;
     } else if (sig < 0) {
       yz_logf(&h->log, YZ_LOG_ERROR, NULL, "event loop failed: %s",

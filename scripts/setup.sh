@@ -12,8 +12,9 @@ packages=(
   libssl-dev                    # HMAC/SHA for provider signatures
   libcmocka-dev                 # C unit tests
   lua-check                     # lint for the shipped plugins
+  tzdata                        # the IANA zones the config is checked against
+  valgrind                      # memory checks in scripts/test.sh
 )
-if [ "${1:-}" = "--with-valgrind" ]; then packages+=(valgrind); fi
 
 missing=()
 for p in "${packages[@]}"; do

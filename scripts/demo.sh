@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The main job: sets up, builds, and runs the demo county on a fresh data
+# directory (build/demo-county) with the embedded SQLite database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+y=build/yizhan
+demo=build/demo-county
+rm -rf "$demo"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "yizhan init $demo"
+$y init "$demo"
+cp examples/county/yizhan.conf.lua "$demo/"
+cp -r examples/county/plugins/. "$demo/plugins/"
+
+step "yizhan plugins"
+$y -d "$demo" plugins
+
+step "yizhan check"
+$y -d "$demo" check
+
+step "yizhan eval: record notes through the care_notes plugin"
+$y -d "$demo" eval care_notes 'add_note("张小明", "和妈妈视频通话，情绪稳定", "mood")'
+$y -d "$demo" eval care_notes 'add_note("李小红", "数学作业需要辅导", "study")'
+$y -d "$demo" eval care_notes 'add_note("李小红", "奶奶腿脚不便，周末需要家访", "family")'
+$y -d "$demo" eval care_notes 'summary()'
+
+step "yizhan eval: the sandbox refuses what a policy must not do"
+$y -d "$demo" eval care_notes 'io.open("/etc/passwd")' || echo "(refused, as it should be)"
+
+step "yizhan run: the daemon starts, reloads on SIGHUP, stops on SIGTERM"
+$y -d "$demo" run 2>"$demo/run.log" &
+pid=$!
+for _ in $(seq 100); do grep -q 'msg=ready' "$demo/run.log" 2>/dev/null && break; sleep 0.05; done
+kill -HUP "$pid"
+for _ in $(seq 100); do grep -q 'reloaded' "$demo/run.log" && break; sleep 0.05; done
+
+step "yizhan backup while the daemon runs"
+$y -d "$demo" backup "$demo/backup.db"
+
+kill -TERM "$pid"
+wait "$pid"
+cat "$demo/run.log"
+
+step "done: the demo county is in $demo"
