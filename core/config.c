@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +123,16 @@ int yz_config_line_of(const yz_config *c, const char *keypath) {
   for (char *part = path; part && *part;) {
     char *dot = strpbrk(part, ".[");
     char *next = NULL;
+    int element = 0;
     if (dot) {
       next = dot + 1;
-      if (*dot == '[') break; /* array element: the array's line will do */
+      element = *dot == '['; /* array element: the array's line will do */
       *dot = '\0';
     }
     long at = find_key(text, pos, part);
     if (at < 0) break;
     found = pos = at;
+    if (element) break;
     part = next;
   }
   int line = 0;
@@ -214,6 +217,18 @@ static int want_positive(check_ctx *k, int idx, const char *path,
   return 0;
 }
 
+/* A whole number from 1 to 'max'. A fraction would be truncated, possibly to
+** 0, which the sandbox reads as "unlimited"; a value past 'max' would not
+** convert to the C type at all. */
+static int want_whole(check_ctx *k, int idx, const char *path, double max,
+                      lua_Number *out) {
+  if (want_positive(k, idx, path, out)) return 1;
+  if (*out > max) return fail(k, path, "at most %.0f, got %g", max, *out);
+  if (*out != (lua_Number)(long long)*out)
+    return fail(k, path, "expected a whole number, got %g", *out);
+  return 0;
+}
+
 static const char *const limit_keys[] = {"memory_mb", "instructions",
                                          "quarantine_after", NULL};
 
@@ -236,14 +251,14 @@ static int check_limits(check_ctx *k, int idx, const char *path,
     if (strcmp(key, "memory_mb") == 0) {
       bad = want_positive(k, lua_gettop(L), sub, &v);
       if (!bad && v > 65536) bad = fail(k, sub, "at most 65536 MiB, got %g", v);
+      /* Less would round towards 0 bytes, which means "unlimited". */
+      if (!bad && v < 1) bad = fail(k, sub, "at least 1 MiB, got %g", v);
       if (!bad) lim->memory = (size_t)(v * 1024 * 1024);
     } else if (strcmp(key, "instructions") == 0) {
-      bad = want_positive(k, lua_gettop(L), sub, &v);
+      bad = want_whole(k, lua_gettop(L), sub, 1e18, &v);
       if (!bad) lim->instructions = (long long)v;
     } else if (strcmp(key, "quarantine_after") == 0) {
-      bad = want_positive(k, lua_gettop(L), sub, &v);
-      if (!bad && v != (int)v)
-        bad = fail(k, sub, "expected a whole number, got %g", v);
+      bad = want_whole(k, lua_gettop(L), sub, INT_MAX, &v);
       if (!bad) lim->quarantine_after = (int)v;
     } else {
       suggest(key, limit_keys, hint, sizeof hint);
@@ -306,8 +321,10 @@ static int check_plugins(check_ctx *k, int idx) {
     pc->limits = c->limits;
     lua_pop(L, 1);
   }
-  qsort(k->c->plugins, (size_t)k->c->nplugins, sizeof *k->c->plugins,
-        cmp_plugin);
+  /* An empty 'plugins' leaves the array NULL, which qsort may not get. */
+  if (k->c->nplugins > 1)
+    qsort(k->c->plugins, (size_t)k->c->nplugins, sizeof *k->c->plugins,
+          cmp_plugin);
   return 0;
 }
 
@@ -519,6 +536,14 @@ int yz_config_load(const char *path, yz_config **out, char *err,
     /* Keep only the first line: a config has no useful traceback. */
     char *nl = strchr(err, '\n');
     if (nl) *nl = '\0';
+    /* Errors raised outside the file's code (the CPU budget, the memory
+    ** cap) carry no position: name the file at least. Lua shortens a long
+    ** file name in a position to "...tail". */
+    if (strncmp(err, path, strlen(path)) != 0 && strncmp(err, "...", 3) != 0) {
+      char *why = yz_strdup(err);
+      yz_fmt(err, errlen, "%s: %s", path, why);
+      free(why);
+    }
     yz_config_free(c);
     return YZ_ERR;
   }

@@ -78,14 +78,36 @@ int yz_host_reload(yz_host *h) {
     yz_fmt(h->err, sizeof h->err, "%s", err);
     return YZ_EUSAGE;
   }
-  if (strcmp(fresh->database, h->cfg->database) != 0)
-    yz_logf(&h->log, YZ_LOG_WARN, NULL,
-            "the database setting changed; it takes effect at restart");
+  yz_config *old = h->cfg;
   yz_plugins_unload(h);
-  yz_config_free(h->cfg);
   h->cfg = fresh;
   h->log.level = yz_log_level_parse(h->cfg->log_level);
   int rc = yz_host_start(h);
+  if (rc == YZ_EUSAGE) {
+    /* A plugin option the plugin does not accept is a configuration error
+    ** too (a fresh start refuses it): go back to the configuration in force
+    ** and restart the plugins under it. */
+    const char *why = "a plugin's options are invalid";
+    for (int i = 0; i < h->nplugins; i++)
+      if (h->plugins[i]->config_error && h->plugins[i]->error) {
+        why = h->plugins[i]->error;
+        break;
+      }
+    yz_fmt(h->err, sizeof h->err, "%s", why);
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "reload refused, the configuration in force stays: %s", h->err);
+    yz_plugins_unload(h);
+    yz_config_free(fresh);
+    h->cfg = old;
+    h->log.level = yz_log_level_parse(h->cfg->log_level);
+    yz_host_start(h);
+    yz_host_audit(h, "core", "reload", NULL, "refused");
+    return YZ_EUSAGE;
+  }
+  if (strcmp(fresh->database, old->database) != 0)
+    yz_logf(&h->log, YZ_LOG_WARN, NULL,
+            "the database setting changed; it takes effect at restart");
+  yz_config_free(old);
   yz_host_audit(h, "core", "reload", NULL, rc == YZ_OK ? "ok" : "with errors");
   yz_logf(&h->log, rc == YZ_OK ? YZ_LOG_INFO : YZ_LOG_WARN, NULL,
           "reloaded configuration and plugins%s",

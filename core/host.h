@@ -34,7 +34,8 @@ int yz_host_open(const char *datadir, yz_host **out, char *err,
 /* Discovers and starts plugins (yz_plugins_discover + yz_plugins_start). */
 int yz_host_start(yz_host *h);
 /* Re-reads the configuration and restarts every plugin. A bad new
-** configuration is reported and the old one stays in force. */
+** configuration (including an option a plugin does not accept) is reported
+** in h->err, the old one stays in force and YZ_EUSAGE is returned. */
 int yz_host_reload(yz_host *h);
 /* Stops plugins, closes the database; accepts NULL. */
 void yz_host_close(yz_host *h);

@@ -360,6 +360,9 @@ static void load_manifest(yz_plugin *p) {
   p->sb = yz_sandbox_new(p->name, p->dir, p->limits.memory,
                          p->limits.instructions, 0);
   p->sb->owner = p;
+  /* Its SQL spends the same CPU budget as its Lua code (see store.h). */
+  p->acl.steps = &p->sb->steps;
+  p->acl.step_limit = p->limits.instructions;
   if (yz_sandbox_loadfile(p->sb, p->file, err, sizeof err) != LUA_OK ||
       yz_sandbox_call(p->sb, 0, 1, err, sizeof err) != LUA_OK ||
       read_manifest(p, err, sizeof err) != 0) {
@@ -404,7 +407,9 @@ int yz_plugins_discover(yz_host *h) {
     free(dirs[i]);
   }
   free(dirs);
-  qsort(h->plugins, (size_t)h->nplugins, sizeof *h->plugins, cmp_plugins);
+  /* With no plugins found the list is NULL, which qsort may not get. */
+  if (h->nplugins > 1)
+    qsort(h->plugins, (size_t)h->nplugins, sizeof *h->plugins, cmp_plugins);
   for (int i = 0; i < h->nplugins; i++) {
     yz_plugin *p = h->plugins[i];
     p->enabled = enabled_by(h, p->name);
@@ -413,6 +418,7 @@ int yz_plugins_discover(yz_host *h) {
       /* Only the manifest was needed. */
       yz_sandbox_free(p->sb);
       p->sb = NULL;
+      p->acl.steps = NULL;
       p->manifest_ref = LUA_NOREF;
     }
   }
@@ -445,7 +451,18 @@ static int merge_options(yz_plugin *p) {
     }
   }
   if (yz_config_push_options(h->cfg, p->name, L, err, sizeof err) != 0) {
-    set_error(p, err);
+    /* The copy names the value below the plugin's table (".to[1]: ...");
+    ** say where in the file it is, like every other config error. */
+    char path[512], msg[ERR_MAX + 1024];
+    size_t sub = err[0] == '.' || err[0] == '[' ? strcspn(err, ":") : 0;
+    yz_fmt(path, sizeof path, "plugins.%s%.*s", p->name, (int)sub, err);
+    const char *why = err + sub + (sub && err[sub] == ':' ? 2 : 0);
+    int line = yz_config_line_of(h->cfg, path);
+    if (line)
+      yz_fmt(msg, sizeof msg, "%s:%d: %s: %s", h->cfg->path, line, path, why);
+    else
+      yz_fmt(msg, sizeof msg, "%s: %s: %s", h->cfg->path, path, why);
+    set_error(p, msg);
     p->config_error = 1;
     lua_settop(L, merged - 1);
     return 1;
@@ -582,6 +599,7 @@ static void check_owners(yz_host *h) {
 
 static int run_migrations(yz_plugin *p) {
   lua_State *L = p->sb->L;
+  p->sb->steps = 0; /* the migrations get a CPU budget of their own */
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->manifest_ref);
   lua_getfield(L, -1, "migrations");
   int mt = lua_gettop(L);

@@ -171,6 +171,28 @@ static int sb_collectgarbage(lua_State *L) {
   }
 }
 
+/* setmetatable(t, mt) without finalizers: Lua runs __gc with debug hooks
+** switched off, so the CPU budget could not stop a finalizer that loops.
+** Lua registers an object for finalization only when its metatable already
+** has __gc at this call, so refusing it here closes that door for good. */
+static int sb_setmetatable(lua_State *L) {
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "setmetatable: __gc finalizers are not allowed in "
+                           "plugins (use a to-be-closed variable instead)");
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
 /* print(...) writes one line to stderr, prefixed with the owner's name, so
 ** a daemon's stdout stays clean. */
 static int sb_print(lua_State *L) {
@@ -281,6 +303,7 @@ static int open_libs(lua_State *L) {
                                       {"rawset", sb_rawset},
                                       {"collectgarbage", sb_collectgarbage},
                                       {"print", sb_print},
+                                      {"setmetatable", sb_setmetatable},
                                       {NULL, NULL}};
   lua_pushglobaltable(L);
   luaL_setfuncs(L, replaced, 0);
@@ -334,8 +357,11 @@ yz_sandbox *yz_sandbox_new(const char *name, const char *dir,
 
 void yz_sandbox_free(yz_sandbox *sb) {
   if (!sb) return;
-  sb->mem_limit = 0;
-  sb->step_limit = 0;
+  /* Closing runs the plugin's __gc finalizers: they get a fresh budget, not
+  ** an unlimited one, so a finalizer that loops cannot hang the host (Lua
+  ** turns an error in a finalizer into a warning and goes on). */
+  budget_reset(sb);
+  sb->handling = 0;
   lua_close(sb->L);
   free(sb->name);
   free(sb->dir);
@@ -361,15 +387,18 @@ int yz_sandbox_loadfile(yz_sandbox *sb, const char *path, char *err,
 
 static int traceback(lua_State *L) {
   yz_sandbox *sb = yz_sandbox_of(L);
-  sb->handling = 1;
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
+    /* A __tostring metamethod is plugin code: it runs before 'handling' is
+    ** set, so the CPU budget and the memory cap still apply to it. If it
+    ** fails, Lua calls this handler again with that (string) error. */
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
     else
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, 1));
   }
+  sb->handling = 1;
   luaL_traceback(L, L, msg, 1);
   return 1;
 }

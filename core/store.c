@@ -20,7 +20,8 @@
 
 #include "clock.h"
 
-#define CACHE_SLOTS 256 /* cached prepared statements per connection */
+#define CACHE_SLOTS 256     /* cached prepared statements per connection */
+#define PROGRESS_EVERY 1000 /* SQLite VM steps between CPU budget checks */
 
 struct yz_stmt {
   yz_store *s;         /* the connection */
@@ -87,6 +88,10 @@ static int sql_err(yz_store *s, int rc, const char *what) {
   if (prim == SQLITE_AUTH && s->denied[0]) {
     set_err(s, "%s", s->denied);
     return YZ_EDENIED;
+  }
+  if (prim == SQLITE_INTERRUPT && s->denied[0]) {
+    set_err(s, "%s", s->denied); /* the CPU budget ran out (see progress) */
+    return YZ_ERR;
   }
   set_err(s, "%s: %s", what, sqlite3_errmsg(s->db));
   if (prim == SQLITE_NOMEM) return YZ_ENOMEM;
@@ -180,6 +185,11 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
       if (!a->migrating)
         return deny(s, "schema changes are allowed only in migrations");
       if (owns(a, a1)) return SQLITE_OK;
+      /* SQLite creates sqlite_sequence itself for the first AUTOINCREMENT
+      ** table; a statement naming it is refused by SQLite anyway. */
+      if (action == SQLITE_CREATE_TABLE &&
+          strcasecmp(a1, "sqlite_sequence") == 0)
+        return SQLITE_OK;
       return deny(s, "table or view '%s' is not in the plugin's owns list",
                   a1);
     case SQLITE_CREATE_INDEX:
@@ -220,6 +230,22 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
       return deny(s, "this kind of statement (authorizer action %d) is not "
                      "allowed in plugins", action);
   }
+}
+
+/* Charges a plugin's running statement to its CPU budget, the same one its
+** Lua code spends, and interrupts the statement once the budget is gone: a
+** query that never ends (a recursive CTE, a huge join) cannot stall the host.
+** The core (no principal) is not limited. */
+static int progress(void *ud) {
+  yz_store *s = ud;
+  const yz_acl *a = s->acl;
+  if (!a || !a->steps) return 0;
+  *a->steps += PROGRESS_EVERY;
+  if (!a->step_limit || *a->steps <= a->step_limit) return 0;
+  snprintf(s->denied, sizeof s->denied, "plugin '%s': CPU budget exceeded "
+           "in SQL (more than %lld instructions)", a->who ? a->who : "?",
+           a->step_limit);
+  return 1;
 }
 
 /* ----------------------------------------------------------------- open */
@@ -280,6 +306,7 @@ int yz_store_open(yz_store **out, const char *path, char *err,
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
   sqlite3_set_authorizer(s->db, authorizer, s);
+  sqlite3_progress_handler(s->db, PROGRESS_EVERY, progress, s);
   if (apply_pragmas(s) != YZ_OK ||
       yz_store_migrate(s, "core", core_steps,
                        (int)(sizeof core_steps / sizeof core_steps[0]), NULL,

@@ -10,7 +10,9 @@
 ** principal. NULL is the core, which may do anything. A plugin's principal
 ** is a yz_acl; an SQLite authorizer lets it read and write only the tables it
 ** owns or is granted, never 'yz_' tables, never ATTACH, transactions of its
-** own or PRAGMAs that change anything.
+** own or PRAGMAs that change anything. Its statements also spend its CPU
+** budget: SQLite VM steps are added to *steps, and a statement that takes
+** it past step_limit is interrupted.
 */
 #ifndef YZ_STORE_H
 #define YZ_STORE_H
@@ -34,6 +36,8 @@ typedef struct yz_acl {
   char **write;       /* tables it may read and write (access.write) */
   int nwrite;         /* entries in write */
   int migrating;      /* nonzero while its migrations run: DDL on owns */
+  long long *steps;   /* CPU budget counter its SQL is charged to, or NULL */
+  long long step_limit; /* its SQL is interrupted past this; 0: no limit */
 } yz_acl;
 
 typedef enum { YZ_NULL, YZ_INT, YZ_REAL, YZ_TEXT, YZ_BLOB } yz_vtype;
