@@ -115,9 +115,13 @@ int yz_buf_add(yz_buf *b, const void *p, size_t n) {
   return YZ_OK;
 }
 
-int yz_buf_adds(yz_buf *b, const char *s) { return yz_buf_add(b, s, strlen(s)); }
+int yz_buf_adds(yz_buf *b, const char *s) {
+  return yz_buf_add(b, s, strlen(s));
+}
 
-int yz_buf_addc(yz_buf *b, char c) { return yz_buf_add(b, &c, 1); }
+int yz_buf_addc(yz_buf *b, char c) {
+  return yz_buf_add(b, &c, 1);
+}
 
 int yz_buf_vaddf(yz_buf *b, const char *fmt, va_list ap) {
   va_list ap2;
@@ -139,4 +143,6 @@ int yz_buf_addf(yz_buf *b, const char *fmt, ...) {
   return rc;
 }
 
-const char *yz_buf_str(const yz_buf *b) { return b->data ? b->data : ""; }
+const char *yz_buf_str(const yz_buf *b) {
+  return b->data ? b->data : "";
+}

@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 typedef struct yz_buf {
-  char *data;  /* NUL-terminated contents, or NULL while empty */
-  size_t len;  /* bytes used, without the terminating NUL */
-  size_t cap;  /* bytes allocated */
-  size_t max;  /* hard cap on len; appends past it fail */
+  char *data; /* NUL-terminated contents, or NULL while empty */
+  size_t len; /* bytes used, without the terminating NUL */
+  size_t cap; /* bytes allocated */
+  size_t max; /* hard cap on len; appends past it fail */
 } yz_buf;
 
 /* Prepares an empty buffer that refuses to grow past 'max' bytes. */

@@ -23,10 +23,10 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 typedef struct cmd {
-  const char *name;                                /* as typed */
+  const char *name;                                   /* as typed */
   int (*run)(const char *dir, int argc, char **argv); /* argv[0] = name */
-  const char *usage;                               /* one line */
-  const char *help;                                /* the rest */
+  const char *usage;                                  /* one line */
+  const char *help;                                   /* the rest */
 } cmd;
 
 static const cmd commands[];
@@ -89,8 +89,10 @@ static int cmd_init(const char *dir, int argc, char **argv) {
   yz_fmt(plugins, sizeof plugins, "%s/plugins", target);
   struct stat st;
   if (stat(conf, &st) == 0 || stat(db, &st) == 0) {
-    fprintf(stderr, "yizhan: %s already holds a yizhan data directory; init "
-            "refuses to overwrite it\n", target);
+    fprintf(stderr,
+            "yizhan: %s already holds a yizhan data directory; init "
+            "refuses to overwrite it\n",
+            target);
     return EXIT_FAIL;
   }
   /* The directory will hold records of minors: owner only. */
@@ -156,8 +158,8 @@ static int cmd_check(const char *dir, int argc, char **argv) {
 /* --------------------------------------------------------------- plugins */
 
 /* The recorded state and last error of a plugin, from yz_plugins. */
-static void recorded_state(yz_host *h, const char *name, char *state,
-                           size_t n, char **error) {
+static void recorded_state(yz_host *h, const char *name, char *state, size_t n,
+                           char **error) {
   yz_stmt *st;
   yz_fmt(state, n, "-");
   *error = NULL;
@@ -206,8 +208,7 @@ static int cmd_plugins(const char *dir, int argc, char **argv) {
       yz_fmt(state, sizeof state, "-");
     }
     printf("%-20s %-9s %-8s %-12s %s\n", p->name, p->version ? p->version : "?",
-           why[p->enabled], state,
-           p->description ? p->description : "");
+           why[p->enabled], state, p->description ? p->description : "");
     if (err && strcmp(state, "ok") != 0) print_indented(stdout, err);
     printf("%-20s %s\n", "", p->file);
     free(err);
@@ -226,17 +227,20 @@ static int cmd_plugin(const char *dir, int argc, char **argv) {
   if (!h) return EXIT_FAIL;
   yz_plugins_discover(h);
   if (!yz_plugin_find(h, name)) {
-    fprintf(stderr, "yizhan: no plugin '%s' on the plugin path ('yizhan "
-            "plugins' lists them)\n", name);
+    fprintf(stderr,
+            "yizhan: no plugin '%s' on the plugin path ('yizhan "
+            "plugins' lists them)\n",
+            name);
     yz_host_close(h);
     return EXIT_FAIL;
   }
   yz_value v[2] = {{.type = YZ_TEXT, .s = name, .n = strlen(name)},
                    {.type = YZ_INT, .i = on}};
-  int rc = yz_store_exec(h->store, NULL,
-                         "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) "
-                         "ON CONFLICT(name) DO UPDATE SET enabled=excluded.enabled",
-                         v, 2);
+  int rc =
+      yz_store_exec(h->store, NULL,
+                    "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET enabled=excluded.enabled",
+                    v, 2);
   if (rc != YZ_OK) {
     fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
     yz_host_close(h);
@@ -336,7 +340,9 @@ static int cmd_run(const char *dir, int argc, char **argv) {
       yz_host_reload(h);
     } else if (sig > 0) {
       yz_logf(&h->log, YZ_LOG_INFO, NULL, "%s: shutting down",
-              sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal");
+              sig == SIGINT    ? "SIGINT"
+              : sig == SIGTERM ? "SIGTERM"
+                               : "signal");
       break;
     } else if (sig < 0) {
       yz_logf(&h->log, YZ_LOG_ERROR, NULL, "event loop failed: %s",
@@ -401,14 +407,16 @@ static int cmd_eval(const char *dir, int argc, char **argv) {
 
 static const cmd commands[] = {
     {"init", cmd_init, "init DIR",
-     "Creates DIR/yizhan.conf.lua (every option, commented, with its default),\n"
+     "Creates DIR/yizhan.conf.lua (every option, commented, with its "
+     "default),\n"
      "DIR/yizhan.db and DIR/plugins/. Refuses to overwrite an existing one."},
     {"check", cmd_check, "check",
      "Loads the configuration and every enabled plugin, applies migrations,\n"
      "runs each setup and prints each plugin's state. Exits 0 only if all\n"
      "are healthy."},
     {"plugins", cmd_plugins, "plugins",
-     "Lists the plugins on the plugin path (shipped, plugin_path, DIR/plugins)\n"
+     "Lists the plugins on the plugin path (shipped, plugin_path, "
+     "DIR/plugins)\n"
      "with version, whether and why enabled, last recorded state and error."},
     {"plugin", cmd_plugin, "plugin enable|disable NAME",
      "Enables or disables a plugin in the database; this overrides the\n"
@@ -425,12 +433,14 @@ static const cmd commands[] = {
     {NULL, NULL, NULL, NULL}};
 
 static void print_help(FILE *f) {
-  fputs("yizhan " YZ_VERSION " - a scripting host for the care of left-behind "
+  fputs("yizhan " YZ_VERSION
+        " - a scripting host for the care of left-behind "
         "children\n\n"
         "usage: yizhan [-d DIR] COMMAND [ARGS]\n\n"
         "  -d DIR      the data directory (default: $YIZHAN_HOME, else .)\n"
         "  --help      this text; 'yizhan COMMAND --help' for one command\n"
-        "  --version   the version\n\ncommands:\n", f);
+        "  --version   the version\n\ncommands:\n",
+        f);
   for (const cmd *c = commands; c->name; c++) fprintf(f, "  %s\n", c->usage);
   fputs("\nExit status: 0 success, 1 failure, 2 usage error.\n", f);
 }
@@ -459,7 +469,8 @@ int yz_cli_main(int argc, char **argv) {
   }
   const char *name = argv[i];
   if (strcmp(name, "help") == 0) {
-    if (i + 1 < argc) name = argv[i + 1];
+    if (i + 1 < argc)
+      name = argv[i + 1];
     else {
       print_help(stdout);
       return EXIT_OK;

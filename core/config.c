@@ -18,8 +18,8 @@
 #include "sandbox.h"
 #include "yz.h"
 
-#define CONFIG_MEM (16u << 20)       /* a config needs far less */
-#define CONFIG_STEPS 10000000LL      /* ditto for instructions */
+#define CONFIG_MEM (16u << 20)  /* a config needs far less */
+#define CONFIG_STEPS 10000000LL /* ditto for instructions */
 #define DEFAULT_MEMORY_MB 64
 #define DEFAULT_INSTRUCTIONS 1000000000LL
 #define DEFAULT_QUARANTINE 5
@@ -46,7 +46,8 @@ static const char template_text[] =
     "\n"
     "-- Limits for every plugin: memory of its Lua state, VM instructions per\n"
     "-- call into it, and consecutive failures before it is quarantined.\n"
-    "-- limits = { memory_mb = 64, instructions = 1000000000, quarantine_after = 5 }\n"
+    "-- limits = { memory_mb = 64, instructions = 1000000000, quarantine_after "
+    "= 5 }\n"
     "\n"
     "-- Limits for one plugin, overriding the ones above.\n"
     "-- plugin_limits = { registry = { memory_mb = 256 } }\n"
@@ -57,7 +58,9 @@ static const char template_text[] =
     "plugins = {\n"
     "}\n";
 
-const char *yz_config_template(void) { return template_text; }
+const char *yz_config_template(void) {
+  return template_text;
+}
 
 /* ---------------------------------------------------------- key lines */
 
@@ -104,8 +107,7 @@ static long find_key(const char *s, long from, const char *key) {
     const char *end = p + kl;
     int bare = (p == s || !ident_char(p[-1])) && !ident_char(*end);
     int quoted = p >= s + 2 && (p[-1] == '"' || p[-1] == '\'') &&
-                 p[-2] == '[' && (*end == '"' || *end == '\'') &&
-                 end[1] == ']';
+                 p[-2] == '[' && (*end == '"' || *end == '\'') && end[1] == ']';
     if (!bare && !quoted) continue;
     const char *q = quoted ? end + 2 : end;
     while (*q == ' ' || *q == '\t') q++;
@@ -148,10 +150,10 @@ int yz_config_line_of(const yz_config *c, const char *keypath) {
 /* --------------------------------------------------------------- errors */
 
 typedef struct check_ctx {
-  yz_config *c;   /* the config being filled */
-  lua_State *L;   /* its state */
-  char *err;      /* where the first error goes */
-  size_t errlen;  /* its size */
+  yz_config *c;  /* the config being filled */
+  lua_State *L;  /* its state */
+  char *err;     /* where the first error goes */
+  size_t errlen; /* its size */
 } check_ctx;
 
 static int fail(check_ctx *k, const char *keypath, const char *fmt, ...)
@@ -262,8 +264,10 @@ static int check_limits(check_ctx *k, int idx, const char *path,
       if (!bad) lim->quarantine_after = (int)v;
     } else {
       suggest(key, limit_keys, hint, sizeof hint);
-      bad = fail(k, sub, "unknown limit%s; expected one of memory_mb, "
-                 "instructions, quarantine_after", hint);
+      bad = fail(k, sub,
+                 "unknown limit%s; expected one of memory_mb, "
+                 "instructions, quarantine_after",
+                 hint);
     }
     if (bad) {
       lua_pop(L, 2);
@@ -277,7 +281,8 @@ static int check_limits(check_ctx *k, int idx, const char *path,
 static int valid_plugin_name(const char *s) {
   if (!*s || !(islower((unsigned char)*s))) return 0;
   for (; *s; s++)
-    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_'))
+    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) ||
+          *s == '_'))
       return 0;
   return 1;
 }
@@ -295,13 +300,16 @@ static int check_plugins(check_ctx *k, int idx) {
                 type_of(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING || !valid_plugin_name(lua_tostring(L, -2))) {
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        !valid_plugin_name(lua_tostring(L, -2))) {
       char shown[128];
       yz_fmt(shown, sizeof shown, "%s",
              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
       lua_pop(L, 2);
-      return fail(k, "plugins", "'%s' is not a plugin name (lower-case "
-                  "letters, digits and '_', starting with a letter)", shown);
+      return fail(k, "plugins",
+                  "'%s' is not a plugin name (lower-case "
+                  "letters, digits and '_', starting with a letter)",
+                  shown);
     }
     const char *name = lua_tostring(L, -2);
     yz_fmt(sub, sizeof sub, "plugins.%s", name);
@@ -313,7 +321,8 @@ static int check_plugins(check_ctx *k, int idx) {
                   tn);
     }
     yz_config *c = k->c;
-    c->plugins = yz_xrealloc(c->plugins, sizeof *c->plugins * (size_t)(c->nplugins + 1));
+    c->plugins =
+        yz_xrealloc(c->plugins, sizeof *c->plugins * (size_t)(c->nplugins + 1));
     yz_plugin_conf *pc = &c->plugins[c->nplugins++];
     memset(pc, 0, sizeof *pc);
     pc->name = yz_strdup(name);
@@ -332,8 +341,10 @@ static int check_plugin_limits(check_ctx *k, int idx) {
   lua_State *L = k->L;
   char sub[512];
   if (!lua_istable(L, idx))
-    return fail(k, "plugin_limits", "expected a table of plugin = limits, "
-                "got %s", type_of(L, idx));
+    return fail(k, "plugin_limits",
+                "expected a table of plugin = limits, "
+                "got %s",
+                type_of(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -347,8 +358,10 @@ static int check_plugin_limits(check_ctx *k, int idx) {
       if (strcmp(k->c->plugins[i].name, name) == 0) pc = &k->c->plugins[i];
     if (!pc) {
       lua_pop(L, 2);
-      return fail(k, sub, "'%s' is not in 'plugins'; limits apply to "
-                  "configured plugins only", name);
+      return fail(k, sub,
+                  "'%s' is not in 'plugins'; limits apply to "
+                  "configured plugins only",
+                  name);
     }
     if (check_limits(k, lua_gettop(L), sub, &pc->limits)) {
       lua_pop(L, 2);
@@ -367,15 +380,16 @@ static int check_zone(check_ctx *k, const char *tz) {
   yz_fmt(file, sizeof file, "/usr/share/zoneinfo/%s", tz);
   struct stat st;
   if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
-    return fail(k, "timezone", "unknown time zone '%s' (expected an IANA "
-                "name such as Asia/Shanghai)", tz);
+    return fail(k, "timezone",
+                "unknown time zone '%s' (expected an IANA "
+                "name such as Asia/Shanghai)",
+                tz);
   return 0;
 }
 
-static const char *const top_keys[] = {"timezone",  "database",
-                                       "log_level", "plugin_path",
-                                       "limits",    "plugin_limits",
-                                       "plugins",   NULL};
+static const char *const top_keys[] = {
+    "timezone", "database",      "log_level", "plugin_path",
+    "limits",   "plugin_limits", "plugins",   NULL};
 
 static int check_all(check_ctx *k, int env) {
   lua_State *L = k->L;
@@ -416,8 +430,10 @@ static int check_all(check_ctx *k, int env) {
     if (want_string(k, -1, "log_level", &c->log_level)) return 1;
     if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
         strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-      return fail(k, "log_level", "expected debug, info, warn or error, "
-                  "got '%s'", c->log_level);
+      return fail(k, "log_level",
+                  "expected debug, info, warn or error, "
+                  "got '%s'",
+                  c->log_level);
   }
   lua_pop(L, 1);
   if (lua_getfield(L, env, "plugin_path") != LUA_TNIL) {
@@ -585,8 +601,8 @@ yz_limits yz_config_limits_for(const yz_config *c, const char *name) {
   return pc ? pc->limits : c->limits;
 }
 
-int yz_config_push_options(const yz_config *c, const char *name,
-                           lua_State *to, char *err, size_t errlen) {
+int yz_config_push_options(const yz_config *c, const char *name, lua_State *to,
+                           char *err, size_t errlen) {
   if (!c->sb) {
     lua_pushnil(to);
     return 0;

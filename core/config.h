@@ -28,23 +28,22 @@ typedef struct yz_plugin_conf {
 } yz_plugin_conf;
 
 typedef struct yz_config {
-  char *path;            /* the file it came from */
-  char *timezone;        /* IANA zone, default Asia/Shanghai */
-  char *database;        /* database file, relative to the data directory */
-  char *log_level;       /* debug, info, warn or error */
-  char **plugin_path;    /* extra plugin folders, searched before shipped */
-  int nplugin_path;      /* entries in plugin_path */
-  yz_limits limits;      /* defaults for every plugin */
+  char *path;              /* the file it came from */
+  char *timezone;          /* IANA zone, default Asia/Shanghai */
+  char *database;          /* database file, relative to the data directory */
+  char *log_level;         /* debug, info, warn or error */
+  char **plugin_path;      /* extra plugin folders, searched before shipped */
+  int nplugin_path;        /* entries in plugin_path */
+  yz_limits limits;        /* defaults for every plugin */
   yz_plugin_conf *plugins; /* the 'plugins' table, in file order */
-  int nplugins;          /* entries in plugins */
-  struct yz_sandbox *sb; /* the evaluated file, kept for option tables */
-  char *source;          /* the file's text, for locating keys */
+  int nplugins;            /* entries in plugins */
+  struct yz_sandbox *sb;   /* the evaluated file, kept for option tables */
+  char *source;            /* the file's text, for locating keys */
 } yz_config;
 
 /* Loads and validates 'path'. On error returns nonzero, *out is NULL and err
 ** holds "file:line: key.path: what is wrong". */
-int yz_config_load(const char *path, yz_config **out, char *err,
-                   size_t errlen);
+int yz_config_load(const char *path, yz_config **out, char *err, size_t errlen);
 /* A configuration with every default, as if from an empty file. */
 yz_config *yz_config_defaults(void);
 void yz_config_free(yz_config *c);

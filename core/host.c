@@ -29,7 +29,8 @@ static int open_config(const char *path, yz_config **out, char *err,
                        size_t errlen) {
   struct stat st;
   if (stat(path, &st) != 0) {
-    yz_fmt(err, errlen, "%s: no configuration here (%s); create one with "
+    yz_fmt(err, errlen,
+           "%s: no configuration here (%s); create one with "
            "'yizhan init DIR' or choose the directory with -d DIR",
            path, strerror(errno));
     return YZ_ENOTFOUND;
@@ -37,14 +38,14 @@ static int open_config(const char *path, yz_config **out, char *err,
   return yz_config_load(path, out, err, errlen);
 }
 
-int yz_host_open(const char *datadir, yz_host **out, char *err,
-                 size_t errlen) {
+int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen) {
   *out = NULL;
   yz_host *h = yz_xcalloc(1, sizeof *h);
   h->datadir = yz_strdup(datadir);
   h->config_path = resolve(datadir, "yizhan.conf.lua");
   const char *shipped = getenv("YIZHAN_SHIPPED_PLUGINS");
-  h->shipped_dir = yz_strdup(shipped && *shipped ? shipped : YZ_SHIPPED_PLUGIN_DIR);
+  h->shipped_dir =
+      yz_strdup(shipped && *shipped ? shipped : YZ_SHIPPED_PLUGIN_DIR);
   yz_clock_init(&h->clock);
   int rc = open_config(h->config_path, &h->cfg, err, errlen);
   if (rc != YZ_OK) {

@@ -14,23 +14,22 @@
 #include "yz.h"
 
 typedef struct yz_host {
-  char *datadir;             /* the data directory */
-  char *config_path;         /* DIR/yizhan.conf.lua */
-  char *shipped_dir;         /* the shipped plugins folder */
-  yz_config *cfg;            /* the configuration in force */
-  yz_store *store;           /* the database */
-  yz_log log;                /* logfmt on stderr */
-  yz_clock clock;            /* real or simulated time */
-  yz_plugin **plugins;       /* discovered plugins, sorted by name */
-  int nplugins;              /* entries in plugins */
-  char err[YZ_ERRMSG_MAX];   /* last error */
+  char *datadir;           /* the data directory */
+  char *config_path;       /* DIR/yizhan.conf.lua */
+  char *shipped_dir;       /* the shipped plugins folder */
+  yz_config *cfg;          /* the configuration in force */
+  yz_store *store;         /* the database */
+  yz_log log;              /* logfmt on stderr */
+  yz_clock clock;          /* real or simulated time */
+  yz_plugin **plugins;     /* discovered plugins, sorted by name */
+  int nplugins;            /* entries in plugins */
+  char err[YZ_ERRMSG_MAX]; /* last error */
 } yz_host;
 
 /* Opens the data directory: reads the configuration and opens the database.
 ** A missing or bad configuration is an error (the message names file, line
 ** and key). On failure *out is NULL and err says why. */
-int yz_host_open(const char *datadir, yz_host **out, char *err,
-                 size_t errlen);
+int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen);
 /* Discovers and starts plugins (yz_plugins_discover + yz_plugins_start). */
 int yz_host_start(yz_host *h);
 /* Re-reads the configuration and restarts every plugin. A bad new

@@ -61,8 +61,10 @@ static void to_value(lua_State *L, int idx, int param, yz_value *v) {
       }
       /* fall through */
     default:
-      luaL_error(L, "SQL parameter %d: expected nil, boolean, number or "
-                    "string, got %s", param, luaL_typename(L, idx));
+      luaL_error(L,
+                 "SQL parameter %d: expected nil, boolean, number or "
+                 "string, got %s",
+                 param, luaL_typename(L, idx));
   }
 }
 
@@ -75,8 +77,10 @@ static void bind_args(lua_State *L, yz_stmt *st, int first) {
   if (pname && pname[0] != '?') {
     /* Named parameters: one table holds their values. */
     if (nargs != 1 || !lua_istable(L, first))
-      luaL_error(L, "this statement has named parameters (%s ...): pass one "
-                    "table of values", pname);
+      luaL_error(L,
+                 "this statement has named parameters (%s ...): pass one "
+                 "table of values",
+                 pname);
     for (int i = 1; i <= nparams; i++) {
       const char *name = yz_stmt_param_name(st, i);
       if (!name || name[0] == '?')
@@ -218,8 +222,9 @@ static int db_tx(lua_State *L) {
     yz_store_tx_rollback(s);
     if (lua_type(L, -1) == LUA_TSTRING &&
         strstr(lua_tostring(L, -1), "attempt to yield across"))
-      return luaL_error(L, "host.db.tx: the function may not yield (no "
-                           "host.sleep or HTTP inside a transaction)");
+      return luaL_error(L,
+                        "host.db.tx: the function may not yield (no "
+                        "host.sleep or HTTP inside a transaction)");
     return lua_error(L);
   }
   if (yz_store_tx_commit(s) != YZ_OK) {
@@ -255,8 +260,7 @@ int luaopen_yz_db(lua_State *L) {
 static const char *check_key(lua_State *L) {
   size_t n;
   const char *key = luaL_checklstring(L, 1, &n);
-  if (n == 0 || n > 256)
-    luaL_argerror(L, 1, "a key is 1 to 256 bytes");
+  if (n == 0 || n > 256) luaL_argerror(L, 1, "a key is 1 to 256 bytes");
   return key;
 }
 
@@ -279,8 +283,8 @@ static int kv_get(lua_State *L) {
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
   if (yz_json_decode(L, s, len, err, sizeof err) != 0)
-    return luaL_error(L, "host.kv.get('%s'): stored value is damaged: %s",
-                      key, err);
+    return luaL_error(L, "host.kv.get('%s'): stored value is damaged: %s", key,
+                      err);
   return 1;
 }
 
@@ -307,7 +311,8 @@ static int kv_put(lua_State *L) {
 }
 
 int luaopen_yz_kv(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"get", kv_get}, {"put", kv_put}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"get", kv_get}, {"put", kv_put}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -36,8 +36,8 @@ static int h_audit(lua_State *L) {
   const char *subject = luaL_optstring(L, 2, NULL);
   const char *detail = luaL_optstring(L, 3, NULL);
   yz_plugin *p = plugin_of(L);
-  if (yz_store_audit(p->host->store, yz_clock_now_ms(&p->host->clock),
-                     p->name, action, subject, detail) != YZ_OK)
+  if (yz_store_audit(p->host->store, yz_clock_now_ms(&p->host->clock), p->name,
+                     action, subject, detail) != YZ_OK)
     return luaL_error(L, "host.audit: %s", yz_store_errmsg(p->host->store));
   return 0;
 }
@@ -80,10 +80,18 @@ static int log_at(lua_State *L, int level) {
   return 0;
 }
 
-static int l_debug(lua_State *L) { return log_at(L, YZ_LOG_DEBUG); }
-static int l_info(lua_State *L) { return log_at(L, YZ_LOG_INFO); }
-static int l_warn(lua_State *L) { return log_at(L, YZ_LOG_WARN); }
-static int l_error(lua_State *L) { return log_at(L, YZ_LOG_ERROR); }
+static int l_debug(lua_State *L) {
+  return log_at(L, YZ_LOG_DEBUG);
+}
+static int l_info(lua_State *L) {
+  return log_at(L, YZ_LOG_INFO);
+}
+static int l_warn(lua_State *L) {
+  return log_at(L, YZ_LOG_WARN);
+}
+static int l_error(lua_State *L) {
+  return log_at(L, YZ_LOG_ERROR);
+}
 
 int luaopen_yz_log(lua_State *L) {
   static const luaL_Reg funcs[] = {{"debug", l_debug},

@@ -24,19 +24,22 @@
 #define ARRAY_MARK "yz.json.array"
 
 typedef struct enc {
-  lua_State *L;     /* the state */
-  char *err;        /* message buffer */
-  size_t errlen;    /* its size */
-  char path[256];   /* where we are, for messages */
-  int depth;        /* current nesting */
+  lua_State *L;   /* the state */
+  char *err;      /* message buffer */
+  size_t errlen;  /* its size */
+  char path[256]; /* where we are, for messages */
+  int depth;      /* current nesting */
 } enc;
 
 static int valid_utf8(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
     unsigned c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-                 : (c >> 3) == 30 ? 4 : 0;
+    size_t len = c < 0x80         ? 1
+                 : (c >> 5) == 6  ? 2
+                 : (c >> 4) == 14 ? 3
+                 : (c >> 3) == 30 ? 4
+                                  : 0;
     if (!len || i + len > n) return 0;
     for (size_t k = 1; k < len; k++)
       if ((s[i + k] & 0xC0) != 0x80) return 0;
@@ -88,7 +91,6 @@ static cJSON *failf(enc *e, const char *what, const char *detail) {
   yz_fmt(msg, sizeof msg, "%s%s", what, detail);
   return fail(e, msg);
 }
-
 
 static cJSON *table_to_json(enc *e, int idx) {
   lua_State *L = e->L;
@@ -177,7 +179,8 @@ static cJSON *to_json(enc *e, int idx) {
         return cJSON_CreateRaw(buf);
       }
       double d = lua_tonumber(L, idx);
-      if (isnan(d) || isinf(d)) return fail(e, "NaN or infinity cannot be encoded");
+      if (isnan(d) || isinf(d))
+        return fail(e, "NaN or infinity cannot be encoded");
       /* The shortest of %.15g/%.17g that reads back as the same double. */
       char buf[40];
       yz_fmt(buf, sizeof buf, "%.15g", d);
@@ -200,7 +203,8 @@ static cJSON *to_json(enc *e, int idx) {
       if (lua_touserdata(L, idx) == NULL) return cJSON_CreateNull();
       /* fall through */
     default:
-      return failf(e, "cannot encode as JSON a value of type ", luaL_typename(L, idx));
+      return failf(e, "cannot encode as JSON a value of type ",
+                   luaL_typename(L, idx));
   }
 }
 
@@ -276,8 +280,8 @@ int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
     return 1;
   }
   /* Trailing bytes other than white space are an error too. */
-  while (end && end < s + n && (*end == ' ' || *end == '\n' || *end == '\r' ||
-                                *end == '\t'))
+  while (end && end < s + n &&
+         (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
     end++;
   if (end && end < s + n && *end) {
     cJSON_Delete(j);

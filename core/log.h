@@ -13,9 +13,9 @@
 enum { YZ_LOG_DEBUG = 0, YZ_LOG_INFO, YZ_LOG_WARN, YZ_LOG_ERROR, YZ_LOG_OFF };
 
 typedef struct yz_log {
-  FILE *out;              /* where lines go (not owned) */
-  int level;              /* lines below this level are dropped */
-  const yz_clock *clock;  /* timestamps (not owned; NULL: real time) */
+  FILE *out;             /* where lines go (not owned) */
+  int level;             /* lines below this level are dropped */
+  const yz_clock *clock; /* timestamps (not owned; NULL: real time) */
 } yz_log;
 
 void yz_log_init(yz_log *lg, FILE *out, int level, const yz_clock *clock);

@@ -3,4 +3,6 @@
 */
 #include "cli.h"
 
-int main(int argc, char **argv) { return yz_cli_main(argc, argv); }
+int main(int argc, char **argv) {
+  return yz_cli_main(argc, argv);
+}

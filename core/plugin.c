@@ -79,24 +79,26 @@ static void record(yz_plugin *p) {
   yz_host *h = p->host;
   char at[40];
   yz_clock_iso_utc(yz_clock_now_ms(&h->clock), at, sizeof at);
-  const char *state = p->state == YZ_PS_FOUND ? "unknown"
-                                              : yz_plugin_state_name(p->state);
-  yz_value v[6] = {
-      {.type = YZ_TEXT, .s = p->name, .n = strlen(p->name)},
-      {.type = p->version ? YZ_TEXT : YZ_NULL, .s = p->version,
-       .n = p->version ? strlen(p->version) : 0},
-      {.type = YZ_TEXT, .s = state, .n = strlen(state)},
-      {.type = p->error ? YZ_TEXT : YZ_NULL, .s = p->error,
-       .n = p->error ? strlen(p->error) : 0},
-      {.type = YZ_INT, .i = p->failures},
-      {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
-  if (yz_store_exec(h->store, NULL,
-                    "INSERT INTO yz_plugins(name, version, state, last_error, "
-                    "failures, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET version=excluded.version,"
-                    " state=excluded.state, last_error=excluded.last_error,"
-                    " failures=excluded.failures, updated_at=excluded.updated_at",
-                    v, 6) != YZ_OK)
+  const char *state =
+      p->state == YZ_PS_FOUND ? "unknown" : yz_plugin_state_name(p->state);
+  yz_value v[6] = {{.type = YZ_TEXT, .s = p->name, .n = strlen(p->name)},
+                   {.type = p->version ? YZ_TEXT : YZ_NULL,
+                    .s = p->version,
+                    .n = p->version ? strlen(p->version) : 0},
+                   {.type = YZ_TEXT, .s = state, .n = strlen(state)},
+                   {.type = p->error ? YZ_TEXT : YZ_NULL,
+                    .s = p->error,
+                    .n = p->error ? strlen(p->error) : 0},
+                   {.type = YZ_INT, .i = p->failures},
+                   {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
+  if (yz_store_exec(
+          h->store, NULL,
+          "INSERT INTO yz_plugins(name, version, state, last_error, "
+          "failures, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT(name) DO UPDATE SET version=excluded.version,"
+          " state=excluded.state, last_error=excluded.last_error,"
+          " failures=excluded.failures, updated_at=excluded.updated_at",
+          v, 6) != YZ_OK)
     yz_logf(&h->log, YZ_LOG_ERROR, p->name, "cannot record plugin state: %s",
             yz_store_errmsg(h->store));
 }
@@ -138,7 +140,8 @@ static void found(yz_host *h, const char *name, const char *file,
     p->acl.who = p->name;
     p->host = h;
     p->manifest_ref = p->host_ref = p->options_ref = LUA_NOREF;
-    h->plugins = yz_xrealloc(h->plugins, sizeof *h->plugins * (size_t)(h->nplugins + 1));
+    h->plugins =
+        yz_xrealloc(h->plugins, sizeof *h->plugins * (size_t)(h->nplugins + 1));
     h->plugins[h->nplugins++] = p;
   }
   p->file = yz_strdup(file);
@@ -178,8 +181,8 @@ static int cmp_plugins(const void *a, const void *b) {
 /* ------------------------------------------------------------- manifests */
 
 static const char *const manifest_keys[] = {
-    "name", "version", "description", "requires", "owns", "access",
-    "options", "migrations", "setup", NULL};
+    "name",   "version", "description", "requires", "owns",
+    "access", "options", "migrations",  "setup",    NULL};
 static const char *const access_keys[] = {"read", "write", "send", NULL};
 
 static const char *near_miss(const char *key, const char *const *known) {
@@ -221,7 +224,8 @@ static int string_list(lua_State *L, const char *key, const char *where,
         ok = isalnum((unsigned char)*q) || *q == '_';
       if (!ok || strncasecmp(s, "yz_", 3) == 0 ||
           strncasecmp(s, "sqlite_", 7) == 0) {
-        yz_fmt(err, errlen, "%s%s[%lld]: '%s' is not a table a plugin can "
+        yz_fmt(err, errlen,
+               "%s%s[%lld]: '%s' is not a table a plugin can "
                "name (letters, digits and '_'; not yz_ or sqlite_ tables)",
                where, key, (long long)i, s);
         lua_settop(L, t);
@@ -243,8 +247,10 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
   char where[4200];
   yz_fmt(where, sizeof where, "%s: manifest field ", p->file);
   if (!lua_istable(L, t)) {
-    yz_fmt(err, errlen, "%s: expected the plugin to return its manifest "
-           "table, got %s", p->file, luaL_typename(L, t));
+    yz_fmt(err, errlen,
+           "%s: expected the plugin to return its manifest "
+           "table, got %s",
+           p->file, luaL_typename(L, t));
     return 1;
   }
   lua_pushnil(L);
@@ -268,14 +274,18 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
     return 1;
   }
   if (strcmp(lua_tostring(L, -1), p->name) != 0) {
-    yz_fmt(err, errlen, "%sname: '%s' does not match the file or folder name "
-           "'%s'", where, lua_tostring(L, -1), p->name);
+    yz_fmt(err, errlen,
+           "%sname: '%s' does not match the file or folder name "
+           "'%s'",
+           where, lua_tostring(L, -1), p->name);
     return 1;
   }
   lua_pop(L, 1);
   if (lua_getfield(L, t, "version") != LUA_TSTRING || !*lua_tostring(L, -1)) {
-    yz_fmt(err, errlen, "%sversion: expected a version string such as "
-           "\"1.0.0\", got %s", where, luaL_typename(L, -1));
+    yz_fmt(err, errlen,
+           "%sversion: expected a version string such as "
+           "\"1.0.0\", got %s",
+           where, luaL_typename(L, -1));
     return 1;
   }
   p->version = yz_strdup(lua_tostring(L, -1));
@@ -299,7 +309,8 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
     lua_pushnil(L);
     while (lua_next(L, a)) {
       lua_pop(L, 1);
-      const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+      const char *k =
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
       if (strcmp(k, "read") && strcmp(k, "write") && strcmp(k, "send")) {
         const char *m = near_miss(k, access_keys);
         yz_fmt(err, errlen, "%saccess.%s is unknown%s%s%s", where, k,
@@ -310,7 +321,8 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
     }
     char sub[4300];
     yz_fmt(sub, sizeof sub, "%saccess.", where);
-    if (string_list(L, "read", sub, 1, &p->acl.read, &p->acl.nread, err, errlen) ||
+    if (string_list(L, "read", sub, 1, &p->acl.read, &p->acl.nread, err,
+                    errlen) ||
         string_list(L, "write", sub, 1, &p->acl.write, &p->acl.nwrite, err,
                     errlen))
       return 1;
@@ -323,8 +335,10 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
     p->send = lua_toboolean(L, -1);
     lua_pop(L, 1);
   } else if (ty != LUA_TNIL) {
-    yz_fmt(err, errlen, "%saccess: expected a table { read = {...}, write = "
-           "{...}, send = true }, got %s", where, luaL_typename(L, -1));
+    yz_fmt(err, errlen,
+           "%saccess: expected a table { read = {...}, write = "
+           "{...}, send = true }, got %s",
+           where, luaL_typename(L, -1));
     return 1;
   }
   lua_pop(L, 1);
@@ -337,7 +351,8 @@ static int read_manifest(yz_plugin *p, char *err, size_t errlen) {
   lua_pop(L, 1);
   char **steps = NULL;
   int nsteps = 0;
-  int bad = string_list(L, "migrations", where, 0, &steps, &nsteps, err, errlen);
+  int bad =
+      string_list(L, "migrations", where, 0, &steps, &nsteps, err, errlen);
   for (int i = 0; i < nsteps; i++) free(steps[i]);
   free(steps);
   if (bad) return 1;
@@ -472,7 +487,8 @@ static int merge_options(yz_plugin *p) {
     lua_pushnil(L);
     while (lua_next(L, over)) {
       char path[512];
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      const char *k =
+          lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
       yz_fmt(path, sizeof path, "plugins.%s.%s", p->name, k);
       int line = yz_config_line_of(h->cfg, path);
       char at[600];
@@ -480,7 +496,8 @@ static int merge_options(yz_plugin *p) {
         yz_fmt(at, sizeof at, "%s:%d: %s", h->cfg->path, line, path);
       else
         yz_fmt(at, sizeof at, "%s: %s", h->cfg->path, path);
-      int dt = lua_istable(L, defaults) ? lua_getfield(L, defaults, k) : LUA_TNIL;
+      int dt =
+          lua_istable(L, defaults) ? lua_getfield(L, defaults, k) : LUA_TNIL;
       if (!lua_istable(L, defaults)) lua_pushnil(L);
       if (dt == LUA_TNIL) {
         const char *best = NULL;
@@ -550,8 +567,8 @@ static int visit(yz_host *h, yz_plugin *p, yz_plugin **order, int *n,
     yz_plugin *d = yz_plugin_find(h, p->requires[i]);
     char msg[ERR_MAX];
     if (!d || !d->enabled) {
-      yz_fmt(msg, sizeof msg, "%s requires '%s', which is %s", yz_buf_str(chain),
-             p->requires[i],
+      yz_fmt(msg, sizeof msg, "%s requires '%s', which is %s",
+             yz_buf_str(chain), p->requires[i],
              !d ? "not on the plugin path"
                 : "not enabled (add it to 'plugins' in the config or run "
                   "'yizhan plugin enable NAME')");
@@ -586,7 +603,8 @@ static void check_owners(yz_host *h) {
           if (strcasecmp(p->acl.owns[a], q->acl.owns[b]) == 0 &&
               p->state != YZ_PS_FAILED) {
             char msg[512];
-            yz_fmt(msg, sizeof msg, "table '%s' is owned by plugin '%s' "
+            yz_fmt(msg, sizeof msg,
+                   "table '%s' is owned by plugin '%s' "
                    "already; two plugins cannot own one table",
                    p->acl.owns[a], q->name);
             fail(p, msg);
@@ -615,8 +633,8 @@ static int run_migrations(yz_plugin *p) {
     steps[i] = lua_tostring(L, -1);
   }
   int applied = 0;
-  int rc = yz_store_migrate(p->host->store, p->name, steps, n, &p->acl,
-                            &applied);
+  int rc =
+      yz_store_migrate(p->host->store, p->name, steps, n, &p->acl, &applied);
   free(steps);
   lua_settop(L, 0);
   if (rc != YZ_OK) {
@@ -730,8 +748,7 @@ int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what) {
   yz_fmt(count, sizeof count, "%d", p->failures);
   kv[1] = count;
   yz_log_write(&p->host->log, YZ_LOG_ERROR, p->name, msg, kv, 1);
-  if (p->failures >= p->limits.quarantine_after &&
-      p->state == YZ_PS_OK) {
+  if (p->failures >= p->limits.quarantine_after && p->state == YZ_PS_OK) {
     p->state = YZ_PS_QUARANTINED;
     yz_logf(&p->host->log, YZ_LOG_ERROR, p->name,
             "quarantined after %d consecutive failures; fix it and reload "

@@ -19,35 +19,35 @@ struct yz_host;
 struct yz_buf;
 
 enum {
-  YZ_PS_FOUND = 0,   /* on the plugin path, not started */
-  YZ_PS_OK,          /* started and healthy */
-  YZ_PS_FAILED,      /* could not start, or its last call failed */
-  YZ_PS_QUARANTINED  /* failed too often in a row: no longer called */
+  YZ_PS_FOUND = 0,  /* on the plugin path, not started */
+  YZ_PS_OK,         /* started and healthy */
+  YZ_PS_FAILED,     /* could not start, or its last call failed */
+  YZ_PS_QUARANTINED /* failed too often in a row: no longer called */
 };
 
 enum { YZ_EN_NO = 0, YZ_EN_CONFIG, YZ_EN_CLI }; /* why a plugin is enabled */
 
 typedef struct yz_plugin {
-  char *name;          /* unique name, equal to its file or folder name */
-  char *version;       /* manifest version */
-  char *description;   /* manifest description, or NULL */
-  char *file;          /* the Lua file that returns the manifest */
-  char *dir;           /* the plugin's folder, or NULL for a single file */
-  char **requires;     /* names of plugins it needs */
-  int nrequires;       /* entries in requires */
-  yz_acl acl;          /* owns and access, for the SQL authorizer */
-  int send;            /* access.send: may queue messages */
-  int enabled;         /* YZ_EN_*: NO, or why it is enabled */
-  int state;           /* YZ_PS_* */
-  int failures;        /* consecutive failed calls */
-  int config_error;    /* the error is in the configuration: refuse to run */
-  char *error;         /* last error, with traceback, or NULL */
-  yz_limits limits;    /* memory, instructions, quarantine threshold */
-  yz_sandbox *sb;      /* its Lua state, while loaded */
-  int manifest_ref;    /* registry reference to the manifest table */
-  int host_ref;        /* registry reference to its host table */
-  int options_ref;     /* registry reference to its merged options */
-  int mark;            /* scratch for dependency ordering */
+  char *name;           /* unique name, equal to its file or folder name */
+  char *version;        /* manifest version */
+  char *description;    /* manifest description, or NULL */
+  char *file;           /* the Lua file that returns the manifest */
+  char *dir;            /* the plugin's folder, or NULL for a single file */
+  char **requires;      /* names of plugins it needs */
+  int nrequires;        /* entries in requires */
+  yz_acl acl;           /* owns and access, for the SQL authorizer */
+  int send;             /* access.send: may queue messages */
+  int enabled;          /* YZ_EN_*: NO, or why it is enabled */
+  int state;            /* YZ_PS_* */
+  int failures;         /* consecutive failed calls */
+  int config_error;     /* the error is in the configuration: refuse to run */
+  char *error;          /* last error, with traceback, or NULL */
+  yz_limits limits;     /* memory, instructions, quarantine threshold */
+  yz_sandbox *sb;       /* its Lua state, while loaded */
+  int manifest_ref;     /* registry reference to the manifest table */
+  int host_ref;         /* registry reference to its host table */
+  int options_ref;      /* registry reference to its merged options */
+  int mark;             /* scratch for dependency ordering */
   struct yz_host *host; /* the host it belongs to */
 } yz_plugin;
 

@@ -16,9 +16,10 @@
 
 #include "yz.h"
 
-#define HOOK_EVERY 1000       /* VM instructions between budget checks */
-#define ERROR_SLACK (1 << 20) /* extra bytes allowed while building a traceback */
-#define COPY_MAX_DEPTH 64     /* nesting limit for copied values */
+#define HOOK_EVERY 1000 /* VM instructions between budget checks */
+#define ERROR_SLACK \
+  (1 << 20)               /* extra bytes allowed while building a traceback */
+#define COPY_MAX_DEPTH 64 /* nesting limit for copied values */
 #define RO_MARK "__yz_readonly"
 
 /* ------------------------------------------------------------ allocator */
@@ -67,7 +68,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 static void budget_reset(yz_sandbox *sb) {
   sb->steps = 0;
   sb->exceeded = 0;
-  if (sb->step_limit) lua_sethook(sb->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  if (sb->step_limit)
+    lua_sethook(sb->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
 /* ------------------------------------------------- replaced base library */
@@ -77,8 +79,10 @@ static int sb_load(lua_State *L) {
   size_t len;
   const char *mode = luaL_optstring(L, 3, "t");
   if (strcmp(mode, "t") != 0)
-    return luaL_error(L, "load: only text chunks are allowed in plugins "
-                         "(mode \"%s\" refused)", mode);
+    return luaL_error(L,
+                      "load: only text chunks are allowed in plugins "
+                      "(mode \"%s\" refused)",
+                      mode);
   int has_env = !lua_isnone(L, 4);
   const char *s = luaL_checklstring(L, 1, &len); /* no reader functions */
   const char *name = luaL_optstring(L, 2, s);
@@ -102,11 +106,15 @@ static int sb_require(lua_State *L) {
   for (const char *p = name; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
           (*p >= '0' && *p <= '9') || *p == '_' || *p == '.'))
-      return luaL_error(L, "require '%s': module names are letters, digits, "
-                           "'_' and '.'", name);
+      return luaL_error(L,
+                        "require '%s': module names are letters, digits, "
+                        "'_' and '.'",
+                        name);
   if (!sb->dir)
-    return luaL_error(L, "require '%s': this plugin is a single file; only a "
-                         "plugin folder can hold modules", name);
+    return luaL_error(L,
+                      "require '%s': this plugin is a single file; only a "
+                      "plugin folder can hold modules",
+                      name);
   lua_getfield(L, LUA_REGISTRYINDEX, "yz.loaded");
   lua_getfield(L, -1, name);
   if (!lua_isnil(L, -1)) return 1;
@@ -182,8 +190,9 @@ static int sb_setmetatable(lua_State *L) {
   if (t == LUA_TTABLE) {
     lua_pushliteral(L, "__gc");
     if (lua_rawget(L, 2) != LUA_TNIL)
-      return luaL_error(L, "setmetatable: __gc finalizers are not allowed in "
-                           "plugins (use a to-be-closed variable instead)");
+      return luaL_error(L,
+                        "setmetatable: __gc finalizers are not allowed in "
+                        "plugins (use a to-be-closed variable instead)");
     lua_pop(L, 1);
   }
   if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
@@ -262,7 +271,7 @@ void yz_sandbox_freeze(lua_State *L, const char *what) {
       lua_pop(L, 1);
     }
   }
-  lua_newtable(L); /* the proxy */
+  lua_newtable(L);          /* the proxy */
   lua_createtable(L, 0, 6); /* its metatable */
   lua_pushvalue(L, t);
   lua_setfield(L, -2, "__index");
@@ -284,11 +293,13 @@ void yz_sandbox_freeze(lua_State *L, const char *what) {
 /* ------------------------------------------------------------- creation */
 
 static int open_libs(lua_State *L) {
-  static const luaL_Reg libs[] = {
-      {LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
-      {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
-      {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_COLIBNAME, luaopen_coroutine},
-      {NULL, NULL}};
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                  {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string},
+                                  {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8},
+                                  {LUA_COLIBNAME, luaopen_coroutine},
+                                  {NULL, NULL}};
   for (const luaL_Reg *l = libs; l->func; l++) {
     luaL_requiref(L, l->name, l->func, 1);
     lua_pop(L, 1);
@@ -298,13 +309,11 @@ static int open_libs(lua_State *L) {
     lua_pushnil(L);
     lua_setglobal(L, removed[i]);
   }
-  static const luaL_Reg replaced[] = {{"load", sb_load},
-                                      {"require", sb_require},
-                                      {"rawset", sb_rawset},
-                                      {"collectgarbage", sb_collectgarbage},
-                                      {"print", sb_print},
-                                      {"setmetatable", sb_setmetatable},
-                                      {NULL, NULL}};
+  static const luaL_Reg replaced[] = {
+      {"load", sb_load},     {"require", sb_require},
+      {"rawset", sb_rawset}, {"collectgarbage", sb_collectgarbage},
+      {"print", sb_print},   {"setmetatable", sb_setmetatable},
+      {NULL, NULL}};
   lua_pushglobaltable(L);
   luaL_setfuncs(L, replaced, 0);
   lua_pop(L, 1);
@@ -328,9 +337,8 @@ static int open_libs(lua_State *L) {
   return 0;
 }
 
-yz_sandbox *yz_sandbox_new(const char *name, const char *dir,
-                           size_t mem_limit, long long step_limit,
-                           int data_only) {
+yz_sandbox *yz_sandbox_new(const char *name, const char *dir, size_t mem_limit,
+                           long long step_limit, int data_only) {
   yz_sandbox *sb = yz_xcalloc(1, sizeof *sb);
   sb->name = yz_strdup(name);
   sb->dir = yz_strdup(dir);
@@ -434,12 +442,12 @@ int yz_sandbox_call(yz_sandbox *sb, int nargs, int nresults, char *err,
 /* ---------------------------------------------------------------- copies */
 
 typedef struct copy_ctx {
-  lua_State *from;            /* source state */
-  int idx;                    /* absolute index of the value in 'from' */
+  lua_State *from;                  /* source state */
+  int idx;                          /* absolute index of the value in 'from' */
   const void *seen[COPY_MAX_DEPTH]; /* tables on the current path */
-  int depth;                  /* entries in seen */
-  char path[512];             /* where we are, for messages */
-  char err[512];              /* what went wrong */
+  int depth;                        /* entries in seen */
+  char path[512];                   /* where we are, for messages */
+  char err[512];                    /* what went wrong */
 } copy_ctx;
 
 static int copy_value(copy_ctx *c, lua_State *to, int idx);
@@ -449,19 +457,23 @@ static int copy_table(copy_ctx *c, lua_State *to, int idx) {
   const void *p = lua_topointer(from, idx);
   for (int i = 0; i < c->depth; i++)
     if (c->seen[i] == p) {
-      yz_fmt(c->err, sizeof c->err, "%s: a table that contains itself "
-             "cannot be copied", c->path[0] ? c->path : "value");
+      yz_fmt(c->err, sizeof c->err,
+             "%s: a table that contains itself "
+             "cannot be copied",
+             c->path[0] ? c->path : "value");
       return 1;
     }
   if (c->depth >= COPY_MAX_DEPTH) {
-    yz_fmt(c->err, sizeof c->err, "%s: nested more than %d levels",
-           c->path, COPY_MAX_DEPTH);
+    yz_fmt(c->err, sizeof c->err, "%s: nested more than %d levels", c->path,
+           COPY_MAX_DEPTH);
     return 1;
   }
   if (lua_getmetatable(from, idx)) {
     lua_pop(from, 1);
-    yz_fmt(c->err, sizeof c->err, "%s: a table with a metatable cannot be "
-           "copied", c->path[0] ? c->path : "value");
+    yz_fmt(c->err, sizeof c->err,
+           "%s: a table with a metatable cannot be "
+           "copied",
+           c->path[0] ? c->path : "value");
     return 1;
   }
   c->seen[c->depth++] = p;
@@ -518,7 +530,8 @@ static int copy_value(copy_ctx *c, lua_State *to, int idx) {
     }
     case LUA_TTABLE: return copy_table(c, to, idx);
     default:
-      yz_fmt(c->err, sizeof c->err, "%s: a %s cannot be copied (only nil, "
+      yz_fmt(c->err, sizeof c->err,
+             "%s: a %s cannot be copied (only nil, "
              "booleans, numbers, strings and tables)",
              c->path[0] ? c->path : "value", luaL_typename(from, idx));
       return 1;

@@ -17,25 +17,24 @@
 #include <stddef.h>
 
 typedef struct yz_sandbox {
-  lua_State *L;          /* the main thread */
-  char *name;            /* owner name, for messages ("config", a plugin) */
-  char *dir;             /* folder 'require' may load from, or NULL */
-  size_t mem_used;       /* bytes allocated by this state */
-  size_t mem_limit;      /* cap on mem_used; 0 while unlimited */
-  size_t mem_peak;       /* highest mem_used seen */
-  long long steps;       /* VM instructions run in the current entry */
-  long long step_limit;  /* budget per entry; 0: unlimited */
-  int exceeded;          /* set once the current entry ran out of budget */
-  int handling;          /* inside the error handler: no budget errors */
-  void *owner;           /* the plugin (or NULL), for the host bindings */
+  lua_State *L;         /* the main thread */
+  char *name;           /* owner name, for messages ("config", a plugin) */
+  char *dir;            /* folder 'require' may load from, or NULL */
+  size_t mem_used;      /* bytes allocated by this state */
+  size_t mem_limit;     /* cap on mem_used; 0 while unlimited */
+  size_t mem_peak;      /* highest mem_used seen */
+  long long steps;      /* VM instructions run in the current entry */
+  long long step_limit; /* budget per entry; 0: unlimited */
+  int exceeded;         /* set once the current entry ran out of budget */
+  int handling;         /* inside the error handler: no budget errors */
+  void *owner;          /* the plugin (or NULL), for the host bindings */
 } yz_sandbox;
 
 /* Creates a sandbox. 'data_only' gives a state with no libraries at all (for
 ** evaluating the config); otherwise the allow-listed libraries are opened.
 ** Never returns NULL (aborts when the process has no memory at all). */
-yz_sandbox *yz_sandbox_new(const char *name, const char *dir,
-                           size_t mem_limit, long long step_limit,
-                           int data_only);
+yz_sandbox *yz_sandbox_new(const char *name, const char *dir, size_t mem_limit,
+                           long long step_limit, int data_only);
 /* Closes the state and frees the sandbox; accepts NULL. */
 void yz_sandbox_free(yz_sandbox *sb);
 /* The sandbox a state (or any of its threads) belongs to. */

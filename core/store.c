@@ -24,24 +24,24 @@
 #define PROGRESS_EVERY 1000 /* SQLite VM steps between CPU budget checks */
 
 struct yz_stmt {
-  yz_store *s;         /* the connection */
-  sqlite3_stmt *st;    /* the prepared statement */
-  const yz_acl *acl;   /* principal it was prepared for (NULL: core) */
-  char *sql;           /* its text, the cache key with acl */
-  uint64_t hash;       /* hash of (acl, sql) */
-  unsigned long used;  /* last use tick, for eviction */
+  yz_store *s;        /* the connection */
+  sqlite3_stmt *st;   /* the prepared statement */
+  const yz_acl *acl;  /* principal it was prepared for (NULL: core) */
+  char *sql;          /* its text, the cache key with acl */
+  uint64_t hash;      /* hash of (acl, sql) */
+  unsigned long used; /* last use tick, for eviction */
 };
 
 struct yz_store {
-  sqlite3 *db;                     /* the connection */
-  char *path;                      /* database file */
-  const yz_acl *acl;               /* principal of the current prepare/step */
-  char denied[512];                /* why the authorizer last said no */
-  yz_stmt *cache[CACHE_SLOTS];     /* idle prepared statements */
-  unsigned long tick;              /* use counter for the cache */
-  int hits, misses;                /* cache counters */
-  int tx_depth;                    /* nesting of yz_store_tx_begin */
-  char err[YZ_ERRMSG_MAX];         /* last error */
+  sqlite3 *db;                 /* the connection */
+  char *path;                  /* database file */
+  const yz_acl *acl;           /* principal of the current prepare/step */
+  char denied[512];            /* why the authorizer last said no */
+  yz_stmt *cache[CACHE_SLOTS]; /* idle prepared statements */
+  unsigned long tick;          /* use counter for the cache */
+  int hits, misses;            /* cache counters */
+  int tx_depth;                /* nesting of yz_store_tx_begin */
+  char err[YZ_ERRMSG_MAX];     /* last error */
 };
 
 static const char *const core_steps[] = {
@@ -95,14 +95,18 @@ static int sql_err(yz_store *s, int rc, const char *what) {
   }
   set_err(s, "%s: %s", what, sqlite3_errmsg(s->db));
   if (prim == SQLITE_NOMEM) return YZ_ENOMEM;
-  if (prim == SQLITE_CONSTRAINT && (rc == SQLITE_CONSTRAINT_UNIQUE ||
-                                    rc == SQLITE_CONSTRAINT_PRIMARYKEY))
+  if (prim == SQLITE_CONSTRAINT &&
+      (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY))
     return YZ_EEXIST;
   return YZ_ERR;
 }
 
-const char *yz_store_errmsg(const yz_store *s) { return s ? s->err : ""; }
-const char *yz_store_path(const yz_store *s) { return s->path; }
+const char *yz_store_errmsg(const yz_store *s) {
+  return s ? s->err : "";
+}
+const char *yz_store_path(const yz_store *s) {
+  return s->path;
+}
 
 /* ---------------------------------------------------------------- access */
 
@@ -142,8 +146,8 @@ static int deny(yz_store *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int deny(yz_store *s, const char *fmt, ...) {
-  int n = snprintf(s->denied, sizeof s->denied, "plugin '%s': ",
-                   s->acl->who ? s->acl->who : "?");
+  int n = snprintf(s->denied, sizeof s->denied,
+                   "plugin '%s': ", s->acl->who ? s->acl->who : "?");
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof s->denied)
@@ -164,20 +168,23 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
   switch (action) {
     case SQLITE_SELECT:
     case SQLITE_RECURSIVE:
-    case SQLITE_FUNCTION:
-      return SQLITE_OK;
+    case SQLITE_FUNCTION: return SQLITE_OK;
     case SQLITE_READ:
       if (may_read(a, a1)) return SQLITE_OK;
       if (a->migrating && is_schema_table(a1)) return SQLITE_OK;
-      return deny(s, "reading table '%s' is not allowed (not in owns, "
-                     "access.read or access.write)", a1);
+      return deny(s,
+                  "reading table '%s' is not allowed (not in owns, "
+                  "access.read or access.write)",
+                  a1);
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
       if (a->migrating && is_schema_table(a1)) return SQLITE_OK;
       if (may_write(a, a1)) return SQLITE_OK;
-      return deny(s, "writing table '%s' is not allowed (not in owns or "
-                     "access.write)", a1);
+      return deny(s,
+                  "writing table '%s' is not allowed (not in owns or "
+                  "access.write)",
+                  a1);
     case SQLITE_CREATE_TABLE:
     case SQLITE_DROP_TABLE:
     case SQLITE_CREATE_VIEW:
@@ -190,8 +197,7 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
       if (action == SQLITE_CREATE_TABLE &&
           strcasecmp(a1, "sqlite_sequence") == 0)
         return SQLITE_OK;
-      return deny(s, "table or view '%s' is not in the plugin's owns list",
-                  a1);
+      return deny(s, "table or view '%s' is not in the plugin's owns list", a1);
     case SQLITE_CREATE_INDEX:
     case SQLITE_DROP_INDEX:
     case SQLITE_CREATE_TRIGGER:
@@ -199,8 +205,8 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
       if (!a->migrating)
         return deny(s, "schema changes are allowed only in migrations");
       if (owns(a, a2)) return SQLITE_OK;
-      return deny(s, "'%s' is on table '%s', which the plugin does not own",
-                  a1, a2);
+      return deny(s, "'%s' is on table '%s', which the plugin does not own", a1,
+                  a2);
     case SQLITE_REINDEX: /* CREATE INDEX builds its index through this */
     case SQLITE_ANALYZE:
       if (a->migrating) return SQLITE_OK;
@@ -208,8 +214,10 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
                   action == SQLITE_REINDEX ? "REINDEX" : "ANALYZE");
     case SQLITE_ALTER_TABLE:
       if (a->migrating && owns(a, a2)) return SQLITE_OK;
-      return deny(s, "altering table '%s' is allowed only in migrations of "
-                     "its owner", a2);
+      return deny(s,
+                  "altering table '%s' is allowed only in migrations of "
+                  "its owner",
+                  a2);
     case SQLITE_PRAGMA:
       /* Read-only introspection of tables the plugin may read. */
       if ((strcasecmp(a1, "table_info") == 0 ||
@@ -219,16 +227,16 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2,
           may_read(a, a2))
         return SQLITE_OK;
       return deny(s, "PRAGMA %s is not allowed in plugins", a1);
-    case SQLITE_ATTACH:
-      return deny(s, "ATTACH is not allowed in plugins");
-    case SQLITE_DETACH:
-      return deny(s, "DETACH is not allowed in plugins");
+    case SQLITE_ATTACH: return deny(s, "ATTACH is not allowed in plugins");
+    case SQLITE_DETACH: return deny(s, "DETACH is not allowed in plugins");
     case SQLITE_TRANSACTION:
     case SQLITE_SAVEPOINT:
       return deny(s, "transactions are managed by the host: use host.db.tx");
     default:
-      return deny(s, "this kind of statement (authorizer action %d) is not "
-                     "allowed in plugins", action);
+      return deny(s,
+                  "this kind of statement (authorizer action %d) is not "
+                  "allowed in plugins",
+                  action);
   }
 }
 
@@ -242,9 +250,10 @@ static int progress(void *ud) {
   if (!a || !a->steps) return 0;
   *a->steps += PROGRESS_EVERY;
   if (!a->step_limit || *a->steps <= a->step_limit) return 0;
-  snprintf(s->denied, sizeof s->denied, "plugin '%s': CPU budget exceeded "
-           "in SQL (more than %lld instructions)", a->who ? a->who : "?",
-           a->step_limit);
+  snprintf(s->denied, sizeof s->denied,
+           "plugin '%s': CPU budget exceeded "
+           "in SQL (more than %lld instructions)",
+           a->who ? a->who : "?", a->step_limit);
   return 1;
 }
 
@@ -274,8 +283,7 @@ static int ensure_file(const char *path, char *err, size_t errlen) {
   }
   /* The file holds records of minors: nobody but its owner reads it. */
   if (fchmod(fd, 0600) != 0) {
-    yz_fmt(err, errlen, "%s: cannot set mode 0600: %s", path,
-           strerror(errno));
+    yz_fmt(err, errlen, "%s: cannot set mode 0600: %s", path, strerror(errno));
     close(fd);
     return YZ_ERR;
   }
@@ -283,16 +291,15 @@ static int ensure_file(const char *path, char *err, size_t errlen) {
   return YZ_OK;
 }
 
-int yz_store_open(yz_store **out, const char *path, char *err,
-                  size_t errlen) {
+int yz_store_open(yz_store **out, const char *path, char *err, size_t errlen) {
   *out = NULL;
   if (ensure_file(path, err, errlen) != YZ_OK) return YZ_ERR;
   yz_store *s = yz_xcalloc(1, sizeof *s);
   s->path = yz_strdup(path);
-  int rc = sqlite3_open_v2(path, &s->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-                               SQLITE_OPEN_EXRESCODE,
-                           NULL);
+  int rc = sqlite3_open_v2(
+      path, &s->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+      NULL);
   if (rc != SQLITE_OK) {
     yz_fmt(err, errlen, "%s: %s", path,
            s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -381,7 +388,8 @@ static int cache_count(const yz_store *s) {
 static void cache_evict(yz_store *s) {
   int victim = -1;
   for (int i = 0; i < CACHE_SLOTS; i++)
-    if (s->cache[i] && (victim < 0 || s->cache[i]->used < s->cache[victim]->used))
+    if (s->cache[i] &&
+        (victim < 0 || s->cache[i]->used < s->cache[victim]->used))
       victim = i;
   if (victim < 0) return;
   yz_stmt *st = s->cache[victim];
@@ -395,7 +403,8 @@ static void cache_put(yz_store *s, yz_stmt *st) {
   int p = (int)(st->hash % CACHE_SLOTS);
   while (s->cache[p]) {
     yz_stmt *o = s->cache[p];
-    if (o->hash == st->hash && o->acl == st->acl && strcmp(o->sql, st->sql) == 0) {
+    if (o->hash == st->hash && o->acl == st->acl &&
+        strcmp(o->sql, st->sql) == 0) {
       stmt_free(st); /* an identical one is already idle */
       return;
     }
@@ -471,8 +480,10 @@ int yz_store_prepare(yz_store *s, const yz_acl *acl, const char *sql,
   }
   if (tail && !only_trivia(tail)) {
     sqlite3_finalize(raw);
-    set_err(s, "SQL error: one statement per call; found more after "
-               "\"%.*s\"", (int)(tail - sql > 60 ? 60 : tail - sql), sql);
+    set_err(s,
+            "SQL error: one statement per call; found more after "
+            "\"%.*s\"",
+            (int)(tail - sql > 60 ? 60 : tail - sql), sql);
     return YZ_EUSAGE;
   }
   st = yz_xcalloc(1, sizeof *st);
@@ -631,7 +642,9 @@ int yz_store_exec_script(yz_store *s, const yz_acl *acl, const char *sql) {
   return code;
 }
 
-int yz_store_changes(yz_store *s) { return sqlite3_changes(s->db); }
+int yz_store_changes(yz_store *s) {
+  return sqlite3_changes(s->db);
+}
 int64_t yz_store_last_rowid(yz_store *s) {
   return sqlite3_last_insert_rowid(s->db);
 }
@@ -686,7 +699,9 @@ int yz_store_tx_rollback(yz_store *s) {
   return rc;
 }
 
-int yz_store_tx_depth(const yz_store *s) { return s->tx_depth; }
+int yz_store_tx_depth(const yz_store *s) {
+  return s->tx_depth;
+}
 
 /* ----------------------------------------------------------- migrations */
 
@@ -732,8 +747,10 @@ int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
       int same = v.type == YZ_TEXT && strcmp(v.s, sum) == 0;
       yz_stmt_release(st);
       if (!same) {
-        set_err(s, "%s: migration %d was changed after it was applied; add a "
-                   "new migration instead of editing an old one", owner, i + 1);
+        set_err(s,
+                "%s: migration %d was changed after it was applied; add a "
+                "new migration instead of editing an old one",
+                owner, i + 1);
         return YZ_ERR;
       }
       continue;
@@ -755,8 +772,8 @@ int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
     char at[40];
     now_iso(at, sizeof at);
     key[2] = (yz_value){.type = YZ_TEXT, .s = sum, .n = strlen(sum)};
-    yz_value ins[4] = {key[0], key[1], key[2],
-                       {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
+    yz_value ins[4] = {
+        key[0], key[1], key[2], {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
     rc = yz_store_exec(s, NULL,
                        "INSERT INTO yz_migrations(owner, step, checksum, "
                        "applied_at) VALUES (?, ?, ?, ?)",
@@ -815,8 +832,8 @@ int yz_store_kv_put(yz_store *s, const char *plugin, const char *key,
   }
   char at[40];
   now_iso(at, sizeof at);
-  yz_value p[4] = {text(plugin), text(key),
-                   {.type = YZ_TEXT, .s = val, .n = n}, text(at)};
+  yz_value p[4] = {
+      text(plugin), text(key), {.type = YZ_TEXT, .s = val, .n = n}, text(at)};
   return yz_store_exec(s, NULL,
                        "INSERT INTO yz_kv(plugin, key, value, updated_at) "
                        "VALUES (?, ?, ?, ?) ON CONFLICT(plugin, key) DO "

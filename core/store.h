@@ -28,15 +28,15 @@ typedef struct yz_stmt yz_stmt;
 /* What a plugin may touch. The store keeps a pointer, not a copy: the acl
 ** must outlive every statement prepared for it (see yz_store_forget). */
 typedef struct yz_acl {
-  const char *who;    /* plugin name, for messages */
-  char **owns;        /* tables the plugin creates and fully controls */
-  int nowns;          /* entries in owns */
-  char **read;        /* tables it may read (access.read) */
-  int nread;          /* entries in read */
-  char **write;       /* tables it may read and write (access.write) */
-  int nwrite;         /* entries in write */
-  int migrating;      /* nonzero while its migrations run: DDL on owns */
-  long long *steps;   /* CPU budget counter its SQL is charged to, or NULL */
+  const char *who;      /* plugin name, for messages */
+  char **owns;          /* tables the plugin creates and fully controls */
+  int nowns;            /* entries in owns */
+  char **read;          /* tables it may read (access.read) */
+  int nread;            /* entries in read */
+  char **write;         /* tables it may read and write (access.write) */
+  int nwrite;           /* entries in write */
+  int migrating;        /* nonzero while its migrations run: DDL on owns */
+  long long *steps;     /* CPU budget counter its SQL is charged to, or NULL */
   long long step_limit; /* its SQL is interrupted past this; 0: no limit */
 } yz_acl;
 
@@ -45,11 +45,11 @@ typedef enum { YZ_NULL, YZ_INT, YZ_REAL, YZ_TEXT, YZ_BLOB } yz_vtype;
 /* A value bound to or read from a statement. Text and blobs are borrowed:
 ** a column's bytes stay valid until the next step or release. */
 typedef struct yz_value {
-  yz_vtype type;  /* which member below is meaningful */
-  int64_t i;      /* YZ_INT */
-  double d;       /* YZ_REAL */
-  const char *s;  /* YZ_TEXT / YZ_BLOB bytes */
-  size_t n;       /* their length */
+  yz_vtype type; /* which member below is meaningful */
+  int64_t i;     /* YZ_INT */
+  double d;      /* YZ_REAL */
+  const char *s; /* YZ_TEXT / YZ_BLOB bytes */
+  size_t n;      /* their length */
 } yz_value;
 
 /* Opens (creating with mode 0600 if needed) the database at 'path' and
@@ -116,8 +116,7 @@ int yz_store_kv_put(yz_store *s, const char *plugin, const char *key,
 
 /* Appends to the audit log. 'subject' and 'detail' may be NULL. */
 int yz_store_audit(yz_store *s, int64_t at_ms, const char *actor,
-                   const char *action, const char *subject,
-                   const char *detail);
+                   const char *action, const char *subject, const char *detail);
 
 /* Writes a consistent copy of the database to 'dest' (mode 0600) while
 ** other connections keep working, checks it, and renames it into place. */

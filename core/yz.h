@@ -16,15 +16,15 @@
 #endif
 
 enum {
-  YZ_OK = 0,       /* success */
-  YZ_ERR = 1,      /* failure; the handle's message says why */
-  YZ_EUSAGE = 2,   /* the caller asked for something malformed */
-  YZ_ENOTFOUND,    /* no such thing */
-  YZ_EEXIST,       /* it is already there */
-  YZ_EDENIED,      /* refused by the access rules */
-  YZ_ENOMEM,       /* out of memory or over a cap */
-  YZ_ROW = 100,    /* a statement produced a row */
-  YZ_DONE = 101    /* a statement finished */
+  YZ_OK = 0,     /* success */
+  YZ_ERR = 1,    /* failure; the handle's message says why */
+  YZ_EUSAGE = 2, /* the caller asked for something malformed */
+  YZ_ENOTFOUND,  /* no such thing */
+  YZ_EEXIST,     /* it is already there */
+  YZ_EDENIED,    /* refused by the access rules */
+  YZ_ENOMEM,     /* out of memory or over a cap */
+  YZ_ROW = 100,  /* a statement produced a row */
+  YZ_DONE = 101  /* a statement finished */
 };
 
 #define YZ_ERRMSG_MAX 1024 /* size of every module's error buffer */

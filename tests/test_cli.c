@@ -21,7 +21,8 @@ static const char *const notes_plugin =
     "  name = 'notes', version = '1.2.0', description = 'care notes',\n"
     "  owns = { 'notes' },\n"
     "  options = { greeting = 'hello', max = 3 },\n"
-    "  migrations = { 'CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)' },\n"
+    "  migrations = { 'CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)' "
+    "},\n"
     "  setup = function(host, opts)\n"
     "    host.db.exec('INSERT INTO notes(body) VALUES (?)', opts.greeting)\n"
     "  end,\n"
@@ -105,7 +106,8 @@ static void init_creates_a_private_data_directory_and_refuses_to_overwrite(
 static void check_reports_each_plugin_and_fails_when_one_is_unhealthy(
     void **state) {
   (void)state;
-  char *d = make_dir("plugins = { notes = { greeting = 'hi' }, broken = {} }\n");
+  char *d =
+      make_dir("plugins = { notes = { greeting = 'hi' }, broken = {} }\n");
   tu_run r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
   assert_int_equal(r.status, 1);
   assert_true(tu_contains(r.out, "plugin    notes 1.2.0: ok"));
@@ -124,7 +126,9 @@ static void check_reports_each_plugin_and_fails_when_one_is_unhealthy(
 
 static void a_bad_config_names_file_line_and_key(void **state) {
   (void)state;
-  char *d = make_dir("timezone = 'Asia/Shanghai'\nplugins = {\n  notes = { greting = 'x' },\n}\n");
+  char *d = make_dir(
+      "timezone = 'Asia/Shanghai'\nplugins = {\n  notes = { greting = 'x' "
+      "},\n}\n");
   tu_run r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
   assert_int_equal(r.status, 1);
   assert_true(tu_contains(r.out, "yizhan.conf.lua:3: plugins.notes.greting"));
@@ -133,7 +137,9 @@ static void a_bad_config_names_file_line_and_key(void **state) {
   tu_write(d, "yizhan.conf.lua", "log_levle = 'debug'\n");
   r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
   assert_int_equal(r.status, 1);
-  assert_true(tu_contains(r.err, "yizhan.conf.lua:1: log_levle: unknown option (did you mean 'log_level'?)"));
+  assert_true(tu_contains(r.err,
+                          "yizhan.conf.lua:1: log_levle: unknown option (did "
+                          "you mean 'log_level'?)"));
   tu_run_free(&r);
   tu_rmrf(d);
   free(d);
@@ -176,17 +182,19 @@ static void plugins_lists_found_plugins_and_enable_disable_persist(
 static void eval_prints_results_from_inside_the_sandbox(void **state) {
   (void)state;
   char *d = make_dir("plugins = { notes = { max = 7 } }\n");
-  tu_run r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
-                                        "options.max * 6", NULL});
+  tu_run r = tu_yizhan(
+      (const char *[]){"-d", d, "eval", "notes", "options.max * 6", NULL});
   assert_int_equal(r.status, 0);
   assert_string_equal(r.out, "42\n");
   tu_run_free(&r);
-  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
+  r = tu_yizhan((const char *[]){
+      "-d", d, "eval", "notes",
       "host.db.one('SELECT body FROM notes WHERE id = ?', 1)", NULL});
   assert_int_equal(r.status, 0);
   assert_string_equal(r.out, "{ body = \"hello\" }\n");
   tu_run_free(&r);
-  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes", "io.open('/etc/passwd')", NULL});
+  r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
+                                 "io.open('/etc/passwd')", NULL});
   assert_int_equal(r.status, 1);
   assert_true(tu_contains(r.err, "attempt to index a nil value (global 'io')"));
   tu_run_free(&r);
@@ -201,11 +209,13 @@ static void eval_prints_results_from_inside_the_sandbox(void **state) {
 /* ------------------------------------------------------------- daemon */
 
 typedef struct daemon {
-  pid_t pid;        /* the yizhan run process */
+  pid_t pid;          /* the yizhan run process */
   char errpath[4300]; /* its stderr */
 } daemon;
 
-static char *daemon_log(const daemon *dm) { return tu_read(dm->errpath); }
+static char *daemon_log(const daemon *dm) {
+  return tu_read(dm->errpath);
+}
 
 /* Waits until the daemon's stderr has 'needle' 'times' times; false on
 ** timeout (10 s). */
@@ -265,7 +275,8 @@ static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
   assert_true(tu_contains(r.err, "another 'yizhan run'"));
   tu_run_free(&r);
   /* Change an option and reload: setup runs again with the new value. */
-  tu_write(d, "yizhan.conf.lua", "plugins = { notes = { greeting = 'second' } }\n");
+  tu_write(d, "yizhan.conf.lua",
+           "plugins = { notes = { greeting = 'second' } }\n");
   assert_int_equal(kill(dm.pid, SIGHUP), 0);
   assert_true(wait_log(&dm, "reloaded configuration and plugins", 1));
   /* A broken config on reload is refused and the daemon keeps running. */
@@ -273,7 +284,8 @@ static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
   assert_int_equal(kill(dm.pid, SIGHUP), 0);
   assert_true(wait_log(&dm, "reload refused", 1));
   assert_int_equal(kill(dm.pid, 0), 0);
-  tu_write(d, "yizhan.conf.lua", "plugins = { notes = { greeting = 'second' } }\n");
+  tu_write(d, "yizhan.conf.lua",
+           "plugins = { notes = { greeting = 'second' } }\n");
   /* A backup while the daemon runs is consistent and private. */
   char bak[4300];
   snprintf(bak, sizeof bak, "%s/backup.db", d);
@@ -291,7 +303,9 @@ static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
   /* The database has both setups' rows; the backup has at least the first. */
   tu_write(d, "yizhan.conf.lua", "plugins = { notes = {} }\n");
   r = tu_yizhan((const char *[]){"-d", d, "eval", "notes",
-      "host.db.one(\"SELECT count(*) AS n FROM notes WHERE body IN ('first', 'second')\").n", NULL});
+                                 "host.db.one(\"SELECT count(*) AS n FROM "
+                                 "notes WHERE body IN ('first', 'second')\").n",
+                                 NULL});
   assert_int_equal(r.status, 0);
   assert_string_equal(r.out, "2\n");
   tu_run_free(&r);
@@ -302,8 +316,10 @@ static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(help_and_version_exit_zero_and_usage_errors_exit_two),
-      cmocka_unit_test(init_creates_a_private_data_directory_and_refuses_to_overwrite),
-      cmocka_unit_test(check_reports_each_plugin_and_fails_when_one_is_unhealthy),
+      cmocka_unit_test(
+          init_creates_a_private_data_directory_and_refuses_to_overwrite),
+      cmocka_unit_test(
+          check_reports_each_plugin_and_fails_when_one_is_unhealthy),
       cmocka_unit_test(a_bad_config_names_file_line_and_key),
       cmocka_unit_test(plugins_lists_found_plugins_and_enable_disable_persist),
       cmocka_unit_test(eval_prints_results_from_inside_the_sandbox),

@@ -12,10 +12,10 @@
 #include "testutil.h"
 
 typedef struct fixture {
-  char *dir;        /* scratch directory */
-  char path[4096];  /* dir/yizhan.conf.lua */
-  yz_config *cfg;   /* the last configuration loaded, freed in teardown */
-  char err[4096];   /* the last error */
+  char *dir;       /* scratch directory */
+  char path[4096]; /* dir/yizhan.conf.lua */
+  yz_config *cfg;  /* the last configuration loaded, freed in teardown */
+  char err[4096];  /* the last error */
 } fixture;
 
 static int setup(void **state) {
@@ -80,9 +80,9 @@ static const char *at_line(fixture *f, int line) {
 static void a_syntax_error_names_the_file_and_line(void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "timezone = \"Asia/Shanghai\"\n"
-      "database = \"yizhan.db\"\n"
-      "log_level = = \"info\"\n");
+                             "timezone = \"Asia/Shanghai\"\n"
+                             "database = \"yizhan.db\"\n"
+                             "log_level = = \"info\"\n");
   assert_true(tu_contains(e, at_line(f, 3)));
   assert_true(tu_contains(e, "expected Lua table syntax"));
 }
@@ -98,9 +98,9 @@ static void a_runtime_error_names_the_file_and_line_without_traceback(
     void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "timezone = \"Asia/Shanghai\"\n"
-      "\n"
-      "database = nothing_here()\n");
+                             "timezone = \"Asia/Shanghai\"\n"
+                             "\n"
+                             "database = nothing_here()\n");
   assert_true(tu_contains(e, at_line(f, 3)));
   assert_true(tu_contains(e, "attempt to call a nil value"));
   assert_null(strchr(e, '\n'));
@@ -145,9 +145,9 @@ static void an_unknown_option_with_a_near_miss_suggests_the_right_one(
     void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "-- my configuration\n"
-      "database = \"yizhan.db\"\n"
-      "timezon = \"Asia/Shanghai\"\n");
+                             "-- my configuration\n"
+                             "database = \"yizhan.db\"\n"
+                             "timezon = \"Asia/Shanghai\"\n");
   assert_true(tu_contains(e, at_line(f, 3)));
   assert_true(tu_contains(e, "timezon"));
   assert_true(tu_contains(e, "unknown option"));
@@ -183,11 +183,13 @@ static void a_wrong_type_names_the_expected_and_actual_types(void **state) {
   e = load_fails(f, "database = \"\"\n");
   assert_true(tu_contains(e, "database: expected a file name, got an empty"));
   e = load_fails(f, "log_level = \"loud\"\n");
-  assert_true(tu_contains(e, "log_level: expected debug, info, warn or error, "
-                             "got 'loud'"));
+  assert_true(tu_contains(e,
+                          "log_level: expected debug, info, warn or error, "
+                          "got 'loud'"));
   e = load_fails(f, "plugin_path = \"/opt/plugins\"\n");
-  assert_true(tu_contains(e, "plugin_path: expected a list of folders, got "
-                             "string"));
+  assert_true(tu_contains(e,
+                          "plugin_path: expected a list of folders, got "
+                          "string"));
   e = load_fails(f, "database = \"x.db\"\nplugin_path = { \"a\",\n  3 }\n");
   assert_true(tu_contains(e, at_line(f, 2))); /* the list's line */
   assert_true(tu_contains(e, "plugin_path[2]: expected a string, got integer"));
@@ -198,22 +200,25 @@ static void a_wrong_type_names_the_expected_and_actual_types(void **state) {
 static void a_bad_nested_limit_names_its_path_and_line(void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "plugins = {}\n"
-      "limits = {\n"
-      "  instructions = 1000,\n"
-      "  memory_mb = -1,\n"
-      "}\n");
+                             "plugins = {}\n"
+                             "limits = {\n"
+                             "  instructions = 1000,\n"
+                             "  memory_mb = -1,\n"
+                             "}\n");
   assert_true(tu_contains(e, at_line(f, 4)));
-  assert_true(tu_contains(e, "limits.memory_mb: expected a number above 0, "
-                             "got -1"));
+  assert_true(tu_contains(e,
+                          "limits.memory_mb: expected a number above 0, "
+                          "got -1"));
   e = load_fails(f, "limits = { memory_mb = 100000 }\n");
   assert_true(tu_contains(e, "limits.memory_mb: at most 65536 MiB"));
   e = load_fails(f, "limits = { quarantine_after = 2.5 }\n");
-  assert_true(tu_contains(e, "limits.quarantine_after: expected a whole "
-                             "number, got 2.5"));
+  assert_true(tu_contains(e,
+                          "limits.quarantine_after: expected a whole "
+                          "number, got 2.5"));
   e = load_fails(f, "limits = { instructions = \"many\" }\n");
-  assert_true(tu_contains(e, "limits.instructions: expected a number, got "
-                             "string"));
+  assert_true(tu_contains(e,
+                          "limits.instructions: expected a number, got "
+                          "string"));
 }
 
 static void a_misspelt_limit_suggests_the_right_one(void **state) {
@@ -225,8 +230,9 @@ static void a_misspelt_limit_suggests_the_right_one(void **state) {
   e = load_fails(f, "limits = { speed = 1 }\n");
   assert_true(tu_contains(e, "limits.speed: unknown limit"));
   assert_null(strstr(e, "did you mean"));
-  assert_true(tu_contains(e, "expected one of memory_mb, instructions, "
-                             "quarantine_after"));
+  assert_true(tu_contains(e,
+                          "expected one of memory_mb, instructions, "
+                          "quarantine_after"));
 }
 
 static void limits_too_large_for_the_host_are_refused(void **state) {
@@ -245,7 +251,8 @@ static void limits_that_would_round_to_unlimited_are_refused(void **state) {
   assert_true(tu_contains(e, "limits.instructions: expected a whole number"));
   e = load_fails(f, "limits = { memory_mb = 1e-9 }\n");
   assert_true(tu_contains(e, "limits.memory_mb: at least 1 MiB"));
-  yz_config *c = load_ok(f, "limits = { memory_mb = 1.5, instructions = 1e6 }\n");
+  yz_config *c =
+      load_ok(f, "limits = { memory_mb = 1.5, instructions = 1e6 }\n");
   assert_true(c->limits.memory == (size_t)1536 << 10);
   assert_true(c->limits.instructions == 1000000);
 }
@@ -272,10 +279,10 @@ static void a_bad_time_zone_is_refused(void **state) {
 static void invalid_plugin_names_are_refused(void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "timezone = \"Asia/Shanghai\"\n"
-      "plugins = {\n"
-      "  [\"Bad-Name\"] = {},\n"
-      "}\n");
+                             "timezone = \"Asia/Shanghai\"\n"
+                             "plugins = {\n"
+                             "  [\"Bad-Name\"] = {},\n"
+                             "}\n");
   assert_true(tu_contains(e, at_line(f, 2)));
   assert_true(tu_contains(e, "'Bad-Name' is not a plugin name"));
   e = load_fails(f, "plugins = { Upper = true }\n");
@@ -292,26 +299,29 @@ static void a_plugin_entry_of_the_wrong_type_is_refused(void **state) {
   fixture *f = *state;
   const char *e = load_fails(f, "plugins = {\n  ok = {},\n  x = 5,\n}\n");
   assert_true(tu_contains(e, at_line(f, 3)));
-  assert_true(tu_contains(e, "plugins.x: expected a table of options, true or "
-                             "false, got integer"));
+  assert_true(tu_contains(e,
+                          "plugins.x: expected a table of options, true or "
+                          "false, got integer"));
   e = load_fails(f, "plugins = \"letter_reminder\"\n");
-  assert_true(tu_contains(e, "plugins: expected a table of plugin = options, "
-                             "got string"));
+  assert_true(tu_contains(e,
+                          "plugins: expected a table of plugin = options, "
+                          "got string"));
 }
 
-static void plugin_limits_for_an_unconfigured_plugin_are_refused(
-    void **state) {
+static void plugin_limits_for_an_unconfigured_plugin_are_refused(void **state) {
   fixture *f = *state;
   const char *e = load_fails(f,
-      "plugins = { a = {} }\n"
-      "plugin_limits = {\n"
-      "  ghost = { memory_mb = 8 },\n"
-      "}\n");
+                             "plugins = { a = {} }\n"
+                             "plugin_limits = {\n"
+                             "  ghost = { memory_mb = 8 },\n"
+                             "}\n");
   assert_true(tu_contains(e, at_line(f, 3)));
-  assert_true(tu_contains(e, "plugin_limits.ghost: 'ghost' is not in "
-                             "'plugins'"));
-  e = load_fails(f, "plugins = { a = {} }\n"
-                    "plugin_limits = { a = { memory_md = 8 } }\n");
+  assert_true(tu_contains(e,
+                          "plugin_limits.ghost: 'ghost' is not in "
+                          "'plugins'"));
+  e = load_fails(f,
+                 "plugins = { a = {} }\n"
+                 "plugin_limits = { a = { memory_md = 8 } }\n");
   assert_true(tu_contains(e, "plugin_limits.a.memory_md: unknown limit"));
   assert_true(tu_contains(e, "did you mean 'memory_mb'"));
 }
@@ -319,7 +329,8 @@ static void plugin_limits_for_an_unconfigured_plugin_are_refused(
 static void plugins_are_listed_in_name_order_with_their_enabled_flag(
     void **state) {
   fixture *f = *state;
-  yz_config *c = load_ok(f, "plugins = { zeta = {}, alpha = true, mid = false }\n");
+  yz_config *c =
+      load_ok(f, "plugins = { zeta = {}, alpha = true, mid = false }\n");
   assert_int_equal(c->nplugins, 3);
   assert_string_equal(c->plugins[0].name, "alpha");
   assert_string_equal(c->plugins[1].name, "mid");
@@ -345,8 +356,8 @@ static void env_of_an_unset_variable_names_it_and_the_line(void **state) {
   fixture *f = *state;
   unsetenv("YZ_TEST_CONFIG_MISSING");
   const char *e = load_fails(f,
-      "timezone = \"Asia/Shanghai\"\n"
-      "database = env(\"YZ_TEST_CONFIG_MISSING\")\n");
+                             "timezone = \"Asia/Shanghai\"\n"
+                             "database = env(\"YZ_TEST_CONFIG_MISSING\")\n");
   assert_true(tu_contains(e, at_line(f, 2)));
   assert_true(tu_contains(e, "YZ_TEST_CONFIG_MISSING is not set"));
 }
@@ -354,12 +365,13 @@ static void env_of_an_unset_variable_names_it_and_the_line(void **state) {
 static void env_with_a_fallback_uses_it_when_unset(void **state) {
   fixture *f = *state;
   unsetenv("YZ_TEST_CONFIG_MISSING");
-  yz_config *c = load_ok(f,
-      "database = env(\"YZ_TEST_CONFIG_MISSING\", \"fallback.db\")\n");
+  yz_config *c = load_ok(
+      f, "database = env(\"YZ_TEST_CONFIG_MISSING\", \"fallback.db\")\n");
   assert_string_equal(c->database, "fallback.db");
   /* A set variable wins over the fallback. */
   setenv("YZ_TEST_CONFIG_MISSING", "set.db", 1);
-  c = load_ok(f, "database = env(\"YZ_TEST_CONFIG_MISSING\", \"fallback.db\")\n");
+  c = load_ok(f,
+              "database = env(\"YZ_TEST_CONFIG_MISSING\", \"fallback.db\")\n");
   assert_string_equal(c->database, "set.db");
   unsetenv("YZ_TEST_CONFIG_MISSING");
 }
@@ -391,9 +403,9 @@ static void an_empty_file_gives_every_default(void **state) {
 static void per_plugin_limits_merge_over_the_global_ones(void **state) {
   fixture *f = *state;
   yz_config *c = load_ok(f,
-      "limits = { memory_mb = 32, quarantine_after = 3 }\n"
-      "plugins = { big = {}, small = true }\n"
-      "plugin_limits = { big = { memory_mb = 128 } }\n");
+                         "limits = { memory_mb = 32, quarantine_after = 3 }\n"
+                         "plugins = { big = {}, small = true }\n"
+                         "plugin_limits = { big = { memory_mb = 128 } }\n");
   assert_true(c->limits.memory == (size_t)32 << 20);
   assert_true(c->limits.instructions == 1000000000LL);
   assert_int_equal(c->limits.quarantine_after, 3);
@@ -416,9 +428,9 @@ static void global_limits_written_after_plugins_still_apply(void **state) {
   /* Lua evaluates the whole file first, so the order in it does not
   ** matter. */
   yz_config *c = load_ok(f,
-      "plugins = { a = {} }\n"
-      "plugin_limits = { a = { instructions = 5000 } }\n"
-      "limits = { memory_mb = 16 }\n");
+                         "plugins = { a = {} }\n"
+                         "plugin_limits = { a = { instructions = 5000 } }\n"
+                         "limits = { memory_mb = 16 }\n");
   yz_limits a = yz_config_limits_for(c, "a");
   assert_true(a.memory == (size_t)16 << 20);
   assert_true(a.instructions == 5000);
@@ -428,19 +440,20 @@ static void global_limits_written_after_plugins_still_apply(void **state) {
 
 static void the_line_finder_follows_nested_paths_past_comments(void **state) {
   fixture *f = *state;
-  yz_config *c = load_ok(f,
-      "-- plugins = { letter_reminder = { at = \"07:00\" } }\n" /* 1 */
-      "timezone = \"Asia/Shanghai\"\n"                          /* 2 */
-      "plugins = {\n"                                           /* 3 */
-      "  other = { at = \"06:00\" },\n"                         /* 4 */
-      "  letter_reminder = {\n"                                 /* 5 */
-      "    -- at = \"09:00\", the old time\n"                   /* 6 */
-      "    --[[ at = \"10:00\"\n"                               /* 7 */
-      "    at = \"11:00\" ]]\n"                                 /* 8 */
-      "    to = \"a\", at = \"08:00\",\n"                       /* 9 */
-      "  },\n"                                                  /* 10 */
-      "  [\"quoted\"] = { at = \"12:00\" },\n"                  /* 11 */
-      "}\n");
+  yz_config *c =
+      load_ok(f,
+              "-- plugins = { letter_reminder = { at = \"07:00\" } }\n" /* 1 */
+              "timezone = \"Asia/Shanghai\"\n"                          /* 2 */
+              "plugins = {\n"                                           /* 3 */
+              "  other = { at = \"06:00\" },\n"                         /* 4 */
+              "  letter_reminder = {\n"                                 /* 5 */
+              "    -- at = \"09:00\", the old time\n"                   /* 6 */
+              "    --[[ at = \"10:00\"\n"                               /* 7 */
+              "    at = \"11:00\" ]]\n"                                 /* 8 */
+              "    to = \"a\", at = \"08:00\",\n"                       /* 9 */
+              "  },\n"                                                  /* 10 */
+              "  [\"quoted\"] = { at = \"12:00\" },\n"                  /* 11 */
+              "}\n");
   assert_int_equal(yz_config_line_of(c, "timezone"), 2);
   assert_int_equal(yz_config_line_of(c, "plugins"), 3);
   assert_int_equal(yz_config_line_of(c, "plugins.other.at"), 4);
@@ -456,9 +469,9 @@ static void the_line_finder_follows_nested_paths_past_comments(void **state) {
 static void the_line_finder_does_not_match_inside_longer_names(void **state) {
   fixture *f = *state;
   yz_config *c = load_ok(f,
-      "plugins = { a = {} }\n"
-      "plugin_limits = { a = { memory_mb = 8 } }\n"
-      "limits = { memory_mb = 16 }\n");
+                         "plugins = { a = {} }\n"
+                         "plugin_limits = { a = { memory_mb = 8 } }\n"
+                         "limits = { memory_mb = 16 }\n");
   assert_int_equal(yz_config_line_of(c, "limits"), 3);
   assert_int_equal(yz_config_line_of(c, "limits.memory_mb"), 3);
   assert_int_equal(yz_config_line_of(c, "plugin_limits.a.memory_mb"), 2);
@@ -491,9 +504,8 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
     const char *nl = strchr(line, '\n');
     size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
     const char *body = line + 3;
-    int option = len > 3 && strncmp(line, "-- ", 3) == 0 &&
-                 body[0] >= 'a' && body[0] <= 'z' &&
-                 strncmp(body, "plugin_limits", 13) != 0;
+    int option = len > 3 && strncmp(line, "-- ", 3) == 0 && body[0] >= 'a' &&
+                 body[0] <= 'z' && strncmp(body, "plugin_limits", 13) != 0;
     if (option) {
       size_t k = strspn(body, "abcdefghijklmnopqrstuvwxyz_");
       option = strncmp(body + k, " = ", 3) == 0;

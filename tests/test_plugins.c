@@ -15,9 +15,9 @@
 #include "testutil.h"
 
 typedef struct fixture {
-  char *dir;     /* the data directory */
-  yz_host *h;    /* the host on it, or NULL */
-  char *extra;   /* another scratch directory, or NULL */
+  char *dir;   /* the data directory */
+  yz_host *h;  /* the host on it, or NULL */
+  char *extra; /* another scratch directory, or NULL */
 } fixture;
 
 static int setup(void **state) {
@@ -141,9 +141,9 @@ static void query_is(yz_host *h, const char *sql, const char *want) {
 
 static void a_single_file_plugin_starts(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { hello = {} }\n",
-          "hello", "return { name = 'hello', version = '1.2.3',\n"
-                   "  description = 'says hello' }\n",
+  datadir(f, "plugins = { hello = {} }\n", "hello",
+          "return { name = 'hello', version = '1.2.3',\n"
+          "  description = 'says hello' }\n",
           NULL);
   expect_start(f, YZ_OK);
   yz_plugin *p = find(f, "hello");
@@ -152,8 +152,10 @@ static void a_single_file_plugin_starts(void **state) {
   assert_string_equal(p->version, "1.2.3");
   assert_string_equal(p->description, "says hello");
   assert_null(p->dir);
-  query_is(f->h, "SELECT state || ' ' || version FROM yz_plugins "
-                 "WHERE name = 'hello'", "ok 1.2.3");
+  query_is(f->h,
+           "SELECT state || ' ' || version FROM yz_plugins "
+           "WHERE name = 'hello'",
+           "ok 1.2.3");
 }
 
 static void a_data_directory_without_plugins_starts_cleanly(void **state) {
@@ -168,8 +170,7 @@ static void a_data_directory_without_plugins_starts_cleanly(void **state) {
 
 static void a_folder_plugin_requires_its_own_modules(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { folder = {} }\n",
-          "folder/init.lua",
+  datadir(f, "plugins = { folder = {} }\n", "folder/init.lua",
           "local util = require 'lib.util'\n"
           "return { name = 'folder', version = '1',\n"
           "  description = util.greet('a folder'),\n"
@@ -191,9 +192,9 @@ static void a_folder_plugin_requires_its_own_modules(void **state) {
 
 static void a_single_file_plugin_cannot_require(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { lonely = {} }\n",
-          "lonely", "local u = require 'lib.util'\n"
-                    "return { name = 'lonely', version = '1' }\n",
+  datadir(f, "plugins = { lonely = {} }\n", "lonely",
+          "local u = require 'lib.util'\n"
+          "return { name = 'lonely', version = '1' }\n",
           NULL);
   expect_start(f, YZ_ERR);
   failed_with(find(f, "lonely"), "single file");
@@ -201,12 +202,11 @@ static void a_single_file_plugin_cannot_require(void **state) {
 
 static void files_that_are_not_plugins_are_ignored(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { real = {} }\n",
-          "real", "return { name = 'real', version = '1' }\n",
-          "real_test", "error('a test file is not a plugin')\n",
-          "Upper", "return { name = 'Upper', version = '1' }\n",
-          "nofolder/readme.lua", "return {}\n",
-          NULL);
+  datadir(f, "plugins = { real = {} }\n", "real",
+          "return { name = 'real', version = '1' }\n", "real_test",
+          "error('a test file is not a plugin')\n", "Upper",
+          "return { name = 'Upper', version = '1' }\n", "nofolder/readme.lua",
+          "return {}\n", NULL);
   tu_write(f->dir, "plugins/notes.txt", "not lua\n");
   expect_start(f, YZ_OK);
   assert_int_equal(f->h->nplugins, 1);
@@ -223,11 +223,16 @@ static void a_local_plugin_overrides_a_shipped_one(void **state) {
           "plugins = { dup = {}, mid = {}, only = {} }\n",
           "dup", "return { name = 'dup', version = 'local' }\n", NULL);
   f->extra = tu_tmpdir();
-  tu_write(f->extra, "dup.lua", "return { name = 'dup', version = 'shipped' }\n");
-  tu_write(f->extra, "mid.lua", "return { name = 'mid', version = 'shipped' }\n");
-  tu_write(f->extra, "only.lua", "return { name = 'only', version = 'shipped' }\n");
-  tu_write(f->dir, "extra/dup.lua", "return { name = 'dup', version = 'path' }\n");
-  tu_write(f->dir, "extra/mid.lua", "return { name = 'mid', version = 'path' }\n");
+  tu_write(f->extra, "dup.lua",
+           "return { name = 'dup', version = 'shipped' }\n");
+  tu_write(f->extra, "mid.lua",
+           "return { name = 'mid', version = 'shipped' }\n");
+  tu_write(f->extra, "only.lua",
+           "return { name = 'only', version = 'shipped' }\n");
+  tu_write(f->dir, "extra/dup.lua",
+           "return { name = 'dup', version = 'path' }\n");
+  tu_write(f->dir, "extra/mid.lua",
+           "return { name = 'mid', version = 'path' }\n");
   const char *old = getenv("YIZHAN_SHIPPED_PLUGINS");
   char *saved = old ? yz_strdup(old) : NULL;
   setenv("YIZHAN_SHIPPED_PLUGINS", f->extra, 1);
@@ -240,7 +245,8 @@ static void a_local_plugin_overrides_a_shipped_one(void **state) {
   assert_int_equal(yz_host_start(f->h), YZ_OK);
   assert_int_equal(f->h->nplugins, 3);
   /* DIR/plugins beats plugin_path, which beats the shipped folder. */
-  yz_plugin *dup = find(f, "dup"), *mid = find(f, "mid"), *only = find(f, "only");
+  yz_plugin *dup = find(f, "dup"), *mid = find(f, "mid"),
+            *only = find(f, "only");
   healthy(dup);
   healthy(mid);
   healthy(only);
@@ -257,8 +263,8 @@ static void a_local_plugin_overrides_a_shipped_one(void **state) {
 
 /* Starts a data directory with the one plugin 'x' and returns it, failed
 ** with an error containing both needles (the second may be NULL). */
-static yz_plugin *bad_manifest(fixture *f, const char *text,
-                               const char *needle, const char *needle2) {
+static yz_plugin *bad_manifest(fixture *f, const char *text, const char *needle,
+                               const char *needle2) {
   yz_host_close(f->h);
   f->h = NULL;
   tu_rmrf(f->dir);
@@ -274,39 +280,43 @@ static yz_plugin *bad_manifest(fixture *f, const char *text,
 
 static void a_plugin_must_return_its_manifest_table(void **state) {
   fixture *f = *state;
-  yz_plugin *p = bad_manifest(f, "return 42\n",
+  yz_plugin *p = bad_manifest(
+      f, "return 42\n",
       "expected the plugin to return its manifest table, got number", NULL);
   assert_true(tu_contains(p->error, "x.lua"));
-  bad_manifest(f, "local m = { name = 'x', version = '1' }\n",
-      "got nil", NULL);
+  bad_manifest(f, "local m = { name = 'x', version = '1' }\n", "got nil", NULL);
 }
 
 static void the_manifest_name_must_match_the_file_name(void **state) {
   fixture *f = *state;
-  yz_plugin *p = bad_manifest(f, "return { name = 'other', version = '1' }\n",
+  yz_plugin *p = bad_manifest(
+      f, "return { name = 'other', version = '1' }\n",
       "manifest field name: 'other' does not match the file or folder name "
-      "'x'", NULL);
+      "'x'",
+      NULL);
   assert_true(tu_contains(p->error, "x.lua"));
   bad_manifest(f, "return { version = '1' }\n",
-      "manifest field name: expected a string, got nil", NULL);
+               "manifest field name: expected a string, got nil", NULL);
 }
 
 static void the_manifest_needs_a_version(void **state) {
   fixture *f = *state;
   bad_manifest(f, "return { name = 'x' }\n",
-      "manifest field version: expected a version string", "got nil");
+               "manifest field version: expected a version string", "got nil");
   bad_manifest(f, "return { name = 'x', version = '' }\n",
-      "manifest field version: expected a version string", NULL);
+               "manifest field version: expected a version string", NULL);
   bad_manifest(f, "return { name = 'x', version = 1 }\n",
-      "manifest field version: expected a version string", "got number");
+               "manifest field version: expected a version string",
+               "got number");
 }
 
 static void an_unknown_manifest_key_suggests_the_right_one(void **state) {
   fixture *f = *state;
   bad_manifest(f, "return { name = 'x', version = '1', requries = {} }\n",
-      "manifest field 'requries' is unknown", "(did you mean 'requires'?)");
-  yz_plugin *p = bad_manifest(f,
-      "return { name = 'x', version = '1', frobnicate = true }\n",
+               "manifest field 'requries' is unknown",
+               "(did you mean 'requires'?)");
+  yz_plugin *p = bad_manifest(
+      f, "return { name = 'x', version = '1', frobnicate = true }\n",
       "manifest field 'frobnicate' is unknown", NULL);
   assert_null(strstr(p->error, "did you mean"));
 }
@@ -314,72 +324,77 @@ static void an_unknown_manifest_key_suggests_the_right_one(void **state) {
 static void a_plugin_cannot_own_core_tables(void **state) {
   fixture *f = *state;
   bad_manifest(f, "return { name = 'x', version = '1', owns = { 'yz_kv' } }\n",
-      "owns[1]: 'yz_kv' is not a table a plugin can name", NULL);
+               "owns[1]: 'yz_kv' is not a table a plugin can name", NULL);
   bad_manifest(f,
-      "return { name = 'x', version = '1', owns = { 'ok', 'SQLite_master' } }\n",
-      "owns[2]: 'SQLite_master' is not a table", NULL);
-  bad_manifest(f,
-      "return { name = 'x', version = '1', owns = { 'a; DROP TABLE b' } }\n",
+               "return { name = 'x', version = '1', owns = { 'ok', "
+               "'SQLite_master' } }\n",
+               "owns[2]: 'SQLite_master' is not a table", NULL);
+  bad_manifest(
+      f, "return { name = 'x', version = '1', owns = { 'a; DROP TABLE b' } }\n",
       "is not a table a plugin can name", NULL);
   bad_manifest(f, "return { name = 'x', version = '1', owns = 'items' }\n",
-      "owns: expected a list of strings, got string", NULL);
+               "owns: expected a list of strings, got string", NULL);
   bad_manifest(f,
-      "return { name = 'x', version = '1', access = { read = { 'yz_audit' } } }\n",
-      "access.read[1]: 'yz_audit' is not a table", NULL);
+               "return { name = 'x', version = '1', access = { read = { "
+               "'yz_audit' } } }\n",
+               "access.read[1]: 'yz_audit' is not a table", NULL);
 }
 
 static void an_unknown_access_key_is_refused(void **state) {
   fixture *f = *state;
-  bad_manifest(f,
-      "return { name = 'x', version = '1', access = { reed = { 't' } } }\n",
+  bad_manifest(
+      f, "return { name = 'x', version = '1', access = { reed = { 't' } } }\n",
       "access.reed is unknown", "(did you mean 'read'?)");
-  yz_plugin *p = bad_manifest(f,
+  yz_plugin *p = bad_manifest(
+      f,
       "return { name = 'x', version = '1', access = { everything = true } }\n",
       "access.everything is unknown", "expected read, write or send");
   assert_null(strstr(p->error, "did you mean"));
   bad_manifest(f, "return { name = 'x', version = '1', access = 'all' }\n",
-      "access: expected a table", NULL);
-  bad_manifest(f,
-      "return { name = 'x', version = '1', access = { send = 'yes' } }\n",
+               "access: expected a table", NULL);
+  bad_manifest(
+      f, "return { name = 'x', version = '1', access = { send = 'yes' } }\n",
       "access.send: expected a boolean, got string", NULL);
 }
 
 static void setup_must_be_a_function(void **state) {
   fixture *f = *state;
-  bad_manifest(f, "return { name = 'x', version = '1', setup = 5 }\n",
+  bad_manifest(
+      f, "return { name = 'x', version = '1', setup = 5 }\n",
       "manifest field setup: expected a function (host, options), got number",
       NULL);
-  bad_manifest(f, "return { name = 'x', version = '1', options = 5 }\n",
+  bad_manifest(
+      f, "return { name = 'x', version = '1', options = 5 }\n",
       "manifest field options: expected a table of defaults, got number", NULL);
   bad_manifest(f, "return { name = 'x', version = '1', migrations = { 1 } }\n",
-      "manifest field migrations[1]: expected a string, got number", NULL);
+               "manifest field migrations[1]: expected a string, got number",
+               NULL);
 }
 
 static void a_syntax_error_in_a_plugin_names_file_and_line(void **state) {
   fixture *f = *state;
   bad_manifest(f,
-      "return {\n"
-      "  name = 'x',\n"
-      "  version = = '1',\n"
-      "}\n",
-      "x.lua:3:", "unexpected symbol near '='");
+               "return {\n"
+               "  name = 'x',\n"
+               "  version = = '1',\n"
+               "}\n",
+               "x.lua:3:", "unexpected symbol near '='");
 }
 
 static void a_runtime_error_while_loading_names_file_and_line(void **state) {
   fixture *f = *state;
-  bad_manifest(f, "local t = nil\nreturn t.name\n", "x.lua:2:",
-               "attempt to index a nil value");
+  bad_manifest(f, "local t = nil\nreturn t.name\n",
+               "x.lua:2:", "attempt to index a nil value");
 }
 
 static void a_failing_setup_leaves_the_plugin_failed_with_a_traceback(
     void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = {}, fine = {} }\n",
-          "x", "local function deeper() error('boom') end\n"
-               "return { name = 'x', version = '1',\n"
-               "  setup = function(host) deeper() end }\n",
-          "fine", "return { name = 'fine', version = '1' }\n",
-          NULL);
+  datadir(f, "plugins = { x = {}, fine = {} }\n", "x",
+          "local function deeper() error('boom') end\n"
+          "return { name = 'x', version = '1',\n"
+          "  setup = function(host) deeper() end }\n",
+          "fine", "return { name = 'fine', version = '1' }\n", NULL);
   expect_start(f, YZ_ERR);
   yz_plugin *p = find(f, "x");
   failed_with(p, "setup failed");
@@ -387,47 +402,51 @@ static void a_failing_setup_leaves_the_plugin_failed_with_a_traceback(
   assert_true(tu_contains(p->error, "stack traceback"));
   assert_false(p->config_error);
   healthy(find(f, "fine"));
-  char *err = query(f->h, "SELECT state || ': ' || last_error FROM yz_plugins "
-                          "WHERE name = 'x'");
+  char *err = query(f->h,
+                    "SELECT state || ': ' || last_error FROM yz_plugins "
+                    "WHERE name = 'x'");
   assert_true(tu_contains(err, "failed: setup failed"));
   free(err);
 }
 
 /* ---------------------------------------------------------- dependencies */
 
-#define TRAIL_SETUP \
-  "  setup = function(host)\n" \
+#define TRAIL_SETUP                                                     \
+  "  setup = function(host)\n"                                          \
   "    host.db.exec('INSERT INTO trail(name) VALUES (?)', host.name)\n" \
   "  end,\n"
 
 static void plugins_start_in_dependency_order(void **state) {
   fixture *f = *state;
   /* Name order (a, b, c) is the reverse of dependency order (c, b, a). */
-  datadir(f, "plugins = { a = {}, b = {}, c = {} }\n",
-          "a", "return { name = 'a', version = '1', requires = { 'b' },\n"
-               "  access = { write = { 'trail' } },\n" TRAIL_SETUP "}\n",
-          "b", "return { name = 'b', version = '1', requires = { 'c' },\n"
-               "  access = { write = { 'trail' } },\n" TRAIL_SETUP "}\n",
-          "c", "return { name = 'c', version = '1', owns = { 'trail' },\n"
-               "  migrations = { [[CREATE TABLE trail(\n"
-               "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
-               "    name TEXT NOT NULL)]] },\n" TRAIL_SETUP "}\n",
+  datadir(f, "plugins = { a = {}, b = {}, c = {} }\n", "a",
+          "return { name = 'a', version = '1', requires = { 'b' },\n"
+          "  access = { write = { 'trail' } },\n" TRAIL_SETUP "}\n",
+          "b",
+          "return { name = 'b', version = '1', requires = { 'c' },\n"
+          "  access = { write = { 'trail' } },\n" TRAIL_SETUP "}\n",
+          "c",
+          "return { name = 'c', version = '1', owns = { 'trail' },\n"
+          "  migrations = { [[CREATE TABLE trail(\n"
+          "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+          "    name TEXT NOT NULL)]] },\n" TRAIL_SETUP "}\n",
           NULL);
   expect_start(f, YZ_OK);
   healthy(find(f, "a"));
   healthy(find(f, "b"));
   healthy(find(f, "c"));
-  query_is(f->h, "SELECT group_concat(name, ',') FROM "
-                 "(SELECT name FROM trail ORDER BY id)", "c,b,a");
+  query_is(f->h,
+           "SELECT group_concat(name, ',') FROM "
+           "(SELECT name FROM trail ORDER BY id)",
+           "c,b,a");
 }
 
 static void a_missing_dependency_names_the_chain(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { a = {}, b = {}, other = {} }\n",
-          "a", "return { name = 'a', version = '1', requires = { 'b' } }\n",
-          "b", "return { name = 'b', version = '1', requires = { 'ghost' } }\n",
-          "other", "return { name = 'other', version = '1' }\n",
-          NULL);
+  datadir(f, "plugins = { a = {}, b = {}, other = {} }\n", "a",
+          "return { name = 'a', version = '1', requires = { 'b' } }\n", "b",
+          "return { name = 'b', version = '1', requires = { 'ghost' } }\n",
+          "other", "return { name = 'other', version = '1' }\n", NULL);
   expect_start(f, YZ_ERR);
   yz_plugin *b = find(f, "b");
   failed_with(b, "requires 'ghost', which is not on the plugin path");
@@ -439,10 +458,9 @@ static void a_missing_dependency_names_the_chain(void **state) {
 
 static void a_dependency_that_is_not_enabled_says_so(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { a = {}, b = false }\n",
-          "a", "return { name = 'a', version = '1', requires = { 'b' } }\n",
-          "b", "return { name = 'b', version = '1' }\n",
-          NULL);
+  datadir(f, "plugins = { a = {}, b = false }\n", "a",
+          "return { name = 'a', version = '1', requires = { 'b' } }\n", "b",
+          "return { name = 'b', version = '1' }\n", NULL);
   expect_start(f, YZ_ERR);
   failed_with(find(f, "a"), "requires 'b', which is not enabled");
   assert_true(tu_contains(find(f, "a")->error, "yizhan plugin enable"));
@@ -453,11 +471,10 @@ static void a_dependency_that_is_not_enabled_says_so(void **state) {
 
 static void a_dependency_cycle_is_reported_with_its_chain(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { a = {}, b = {}, c = {} }\n",
-          "a", "return { name = 'a', version = '1', requires = { 'b' } }\n",
-          "b", "return { name = 'b', version = '1', requires = { 'a' } }\n",
-          "c", "return { name = 'c', version = '1', requires = { 'c' } }\n",
-          NULL);
+  datadir(f, "plugins = { a = {}, b = {}, c = {} }\n", "a",
+          "return { name = 'a', version = '1', requires = { 'b' } }\n", "b",
+          "return { name = 'b', version = '1', requires = { 'a' } }\n", "c",
+          "return { name = 'c', version = '1', requires = { 'c' } }\n", NULL);
   expect_start(f, YZ_ERR);
   failed_with(find(f, "a"), "dependency cycle: a -> b -> a");
   failed_with(find(f, "b"), "dependency cycle");
@@ -466,14 +483,14 @@ static void a_dependency_cycle_is_reported_with_its_chain(void **state) {
 
 static void a_failing_dependency_takes_its_dependents_down(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { a = {}, b = {}, c = {}, free = {} }\n",
-          "a", "return { name = 'a', version = '1', requires = { 'b' },\n"
-               "  setup = function() error('a must not start') end }\n",
+  datadir(f, "plugins = { a = {}, b = {}, c = {}, free = {} }\n", "a",
+          "return { name = 'a', version = '1', requires = { 'b' },\n"
+          "  setup = function() error('a must not start') end }\n",
           "b", "return { name = 'b', version = '1', requires = { 'c' } }\n",
-          "c", "return { name = 'c', version = '1',\n"
-               "  setup = function() error('c is broken') end }\n",
-          "free", "return { name = 'free', version = '1' }\n",
-          NULL);
+          "c",
+          "return { name = 'c', version = '1',\n"
+          "  setup = function() error('c is broken') end }\n",
+          "free", "return { name = 'free', version = '1' }\n", NULL);
   expect_start(f, YZ_ERR);
   failed_with(find(f, "c"), "c is broken");
   failed_with(find(f, "b"), "requires 'c', which failed to start");
@@ -485,10 +502,11 @@ static void a_failing_dependency_takes_its_dependents_down(void **state) {
 
 static void two_plugins_cannot_own_one_table(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { first = {}, second = {} }\n",
-          "first", "return { name = 'first', version = '1', owns = { 'shared' } }\n",
-          "second", "return { name = 'second', version = '1',\n"
-                    "  owns = { 'mine', 'SHARED' } }\n",
+  datadir(f, "plugins = { first = {}, second = {} }\n", "first",
+          "return { name = 'first', version = '1', owns = { 'shared' } }\n",
+          "second",
+          "return { name = 'second', version = '1',\n"
+          "  owns = { 'mine', 'SHARED' } }\n",
           NULL);
   expect_start(f, YZ_ERR);
   healthy(find(f, "first"));
@@ -497,17 +515,17 @@ static void two_plugins_cannot_own_one_table(void **state) {
 
 /* --------------------------------------------------------------- options */
 
-#define OPTIONS_PLUGIN \
-  "return { name = 'x', version = '1',\n" \
+#define OPTIONS_PLUGIN                                                    \
+  "return { name = 'x', version = '1',\n"                                 \
   "  options = { at = '07:00', count = 3, flag = true, to = { 'a' } },\n" \
-  "  setup = function(host, options)\n" \
-  "    assert(host.options.at == options.at)\n" \
+  "  setup = function(host, options)\n"                                   \
+  "    assert(host.options.at == options.at)\n"                           \
   "  end }\n"
 
 static void options_merge_defaults_with_the_config(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = { at = '08:30', to = { 'b', 'c' } } }\n",
-          "x", OPTIONS_PLUGIN, NULL);
+  datadir(f, "plugins = { x = { at = '08:30', to = { 'b', 'c' } } }\n", "x",
+          OPTIONS_PLUGIN, NULL);
   expect_start(f, YZ_OK);
   yz_plugin *p = find(f, "x");
   healthy(p);
@@ -550,16 +568,17 @@ static void a_wrong_option_type_stops_the_host(void **state) {
           NULL);
   expect_start(f, YZ_EUSAGE);
   yz_plugin *p = find(f, "x");
-  failed_with(p, "plugins.x.at: expected a string (like the default), got "
-                 "number");
+  failed_with(p,
+              "plugins.x.at: expected a string (like the default), got "
+              "number");
   assert_true(tu_contains(p->error, ":2:"));
   assert_true(p->config_error);
 }
 
 static void options_for_a_plugin_without_options_are_unknown(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = { anything = 1 } }\n",
-          "x", "return { name = 'x', version = '1' }\n", NULL);
+  datadir(f, "plugins = { x = { anything = 1 } }\n", "x",
+          "return { name = 'x', version = '1' }\n", NULL);
   expect_start(f, YZ_EUSAGE);
   yz_plugin *p = find(f, "x");
   failed_with(p, "plugins.x.anything: unknown option of plugin 'x'");
@@ -568,25 +587,26 @@ static void options_for_a_plugin_without_options_are_unknown(void **state) {
 
 static void an_option_that_is_not_plain_data_is_refused(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = {\n  x = { to = { function() end } },\n}\n",
-          "x", OPTIONS_PLUGIN, NULL);
+  datadir(f, "plugins = {\n  x = { to = { function() end } },\n}\n", "x",
+          OPTIONS_PLUGIN, NULL);
   expect_start(f, YZ_EUSAGE);
   yz_plugin *p = find(f, "x");
   char where[4200];
-  snprintf(where, sizeof where, "%s:2: plugins.x.to[1]: a function cannot be "
-           "copied", f->h->config_path);
+  snprintf(where, sizeof where,
+           "%s:2: plugins.x.to[1]: a function cannot be "
+           "copied",
+           f->h->config_path);
   failed_with(p, where);
   assert_true(p->config_error);
 }
 
 /* ------------------------------------------------------------ migrations */
 
-#define ITEMS_PLUGIN(more) \
+#define ITEMS_PLUGIN(more)                                    \
   "return { name = 'x', version = '1', owns = { 'items' },\n" \
-  "  migrations = {\n" \
-  "    'CREATE TABLE items(v TEXT)',\n" \
-  "    [[INSERT INTO items VALUES ('seed')]],\n" more \
-  "  } }\n"
+  "  migrations = {\n"                                        \
+  "    'CREATE TABLE items(v TEXT)',\n"                       \
+  "    [[INSERT INTO items VALUES ('seed')]],\n" more "  } }\n"
 
 static void migrations_apply_once_across_host_opens(void **state) {
   fixture *f = *state;
@@ -610,17 +630,18 @@ static void migrations_apply_once_across_host_opens(void **state) {
 
 static void a_migration_outside_the_owned_tables_fails_clearly(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = {} }\n",
-          "x", "return { name = 'x', version = '1', owns = { 'items' },\n"
-               "  migrations = { 'CREATE TABLE items(v)',\n"
-               "                 'CREATE TABLE stranger(v)' },\n"
-               "  setup = function() error('no setup after a failure') end }\n",
+  datadir(f, "plugins = { x = {} }\n", "x",
+          "return { name = 'x', version = '1', owns = { 'items' },\n"
+          "  migrations = { 'CREATE TABLE items(v)',\n"
+          "                 'CREATE TABLE stranger(v)' },\n"
+          "  setup = function() error('no setup after a failure') end }\n",
           NULL);
   expect_start(f, YZ_ERR);
   yz_plugin *p = find(f, "x");
   failed_with(p, "x: migration 2 failed");
-  assert_true(tu_contains(p->error, "'stranger' is not in the plugin's owns "
-                                    "list"));
+  assert_true(tu_contains(p->error,
+                          "'stranger' is not in the plugin's owns "
+                          "list"));
   assert_null(strstr(p->error, "no setup after a failure"));
   query_is(f->h, "SELECT count(*) FROM sqlite_master WHERE name = 'stranger'",
            "0");
@@ -631,17 +652,19 @@ static void a_migration_outside_the_owned_tables_fails_clearly(void **state) {
 
 static void enable_and_disable_persisted_in_the_database_win(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { off = {}, conf = {} }\n",
-          "on", "return { name = 'on', version = '1' }\n",
-          "off", "return { name = 'off', version = '1',\n"
-                 "  setup = function() error('off must not start') end }\n",
-          "conf", "return { name = 'conf', version = '1' }\n",
-          "idle", "return { name = 'idle', version = '1' }\n",
-          NULL);
+  datadir(f, "plugins = { off = {}, conf = {} }\n", "on",
+          "return { name = 'on', version = '1' }\n", "off",
+          "return { name = 'off', version = '1',\n"
+          "  setup = function() error('off must not start') end }\n",
+          "conf", "return { name = 'conf', version = '1' }\n", "idle",
+          "return { name = 'idle', version = '1' }\n", NULL);
   f->h = tu_host(f->dir);
-  assert_int_equal(yz_store_exec(f->h->store, NULL,
-      "INSERT INTO yz_plugins(name, enabled) VALUES ('on', 1), ('off', 0)",
-      NULL, 0), YZ_OK);
+  assert_int_equal(
+      yz_store_exec(
+          f->h->store, NULL,
+          "INSERT INTO yz_plugins(name, enabled) VALUES ('on', 1), ('off', 0)",
+          NULL, 0),
+      YZ_OK);
   assert_int_equal(yz_host_start(f->h), YZ_OK);
   yz_plugin *on = find(f, "on"), *off = find(f, "off");
   yz_plugin *conf = find(f, "conf"), *idle = find(f, "idle");
@@ -669,9 +692,9 @@ static void enable_and_disable_persisted_in_the_database_win(void **state) {
 
 static void reload_picks_up_a_changed_plugin_and_config(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = {} }\n",
-          "x", "return { name = 'x', version = '1',\n"
-               "  options = { greeting = 'hi' } }\n",
+  datadir(f, "plugins = { x = {} }\n", "x",
+          "return { name = 'x', version = '1',\n"
+          "  options = { greeting = 'hi' } }\n",
           NULL);
   expect_start(f, YZ_OK);
   eval_is(find(f, "x"), "options.greeting", "\"hi\"");
@@ -692,9 +715,9 @@ static void reload_picks_up_a_changed_plugin_and_config(void **state) {
 static void a_broken_config_on_reload_leaves_the_old_one_in_force(
     void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = { greeting = 'bonjour' } }\n",
-          "x", "return { name = 'x', version = '1',\n"
-               "  options = { greeting = 'hi' } }\n",
+  datadir(f, "plugins = { x = { greeting = 'bonjour' } }\n", "x",
+          "return { name = 'x', version = '1',\n"
+          "  options = { greeting = 'hi' } }\n",
           NULL);
   expect_start(f, YZ_OK);
   yz_config *before = f->h->cfg;
@@ -707,7 +730,8 @@ static void a_broken_config_on_reload_leaves_the_old_one_in_force(
   healthy(p);
   eval_is(p, "options.greeting", "\"bonjour\"");
   /* A schema error is refused the same way. */
-  tu_write(f->dir, "yizhan.conf.lua", "timezon = 'UTC'\nplugins = { x = {} }\n");
+  tu_write(f->dir, "yizhan.conf.lua",
+           "timezon = 'UTC'\nplugins = { x = {} }\n");
   assert_int_equal(yz_host_reload(f->h), YZ_EUSAGE);
   assert_true(tu_contains(f->h->err, "did you mean 'timezone'"));
   assert_ptr_equal(f->h->cfg, before);
@@ -721,11 +745,10 @@ static void a_broken_config_on_reload_leaves_the_old_one_in_force(
 static void a_bad_plugin_option_on_reload_leaves_the_old_config_in_force(
     void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = { greeting = 'bonjour' }, y = {} }\n",
-          "x", "return { name = 'x', version = '1',\n"
-               "  options = { greeting = 'hi' } }\n",
-          "y", "return { name = 'y', version = '1' }\n",
-          NULL);
+  datadir(f, "plugins = { x = { greeting = 'bonjour' }, y = {} }\n", "x",
+          "return { name = 'x', version = '1',\n"
+          "  options = { greeting = 'hi' } }\n",
+          "y", "return { name = 'y', version = '1' }\n", NULL);
   expect_start(f, YZ_OK);
   yz_config *before = f->h->cfg;
   tu_write(f->dir, "yizhan.conf.lua",
@@ -747,15 +770,15 @@ static void a_bad_plugin_option_on_reload_leaves_the_old_config_in_force(
 
 static void a_plugin_may_use_autoincrement_tables(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { x = {} }\n",
-          "x", "return { name = 'x', version = '1', owns = { 'log' },\n"
-               "  migrations = { [[CREATE TABLE log(\n"
-               "    id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)]] },\n"
-               "  setup = function(host)\n"
-               "    host.db.exec('INSERT INTO log(v) VALUES (?)', 'one')\n"
-               "    host.db.exec('DELETE FROM log')\n"
-               "    host.db.exec('INSERT INTO log(v) VALUES (?)', 'two')\n"
-               "  end }\n",
+  datadir(f, "plugins = { x = {} }\n", "x",
+          "return { name = 'x', version = '1', owns = { 'log' },\n"
+          "  migrations = { [[CREATE TABLE log(\n"
+          "    id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)]] },\n"
+          "  setup = function(host)\n"
+          "    host.db.exec('INSERT INTO log(v) VALUES (?)', 'one')\n"
+          "    host.db.exec('DELETE FROM log')\n"
+          "    host.db.exec('INSERT INTO log(v) VALUES (?)', 'two')\n"
+          "  end }\n",
           NULL);
   expect_start(f, YZ_OK);
   healthy(find(f, "x"));
@@ -764,8 +787,10 @@ static void a_plugin_may_use_autoincrement_tables(void **state) {
   /* The table SQLite keeps for it stays off limits to the plugin. */
   yz_buf b;
   yz_buf_init(&b, 1u << 20);
-  assert_int_equal(yz_plugin_eval(find(f, "x"),
-      "host.db.exec('DELETE FROM sqlite_sequence')", &b), YZ_ERR);
+  assert_int_equal(
+      yz_plugin_eval(find(f, "x"),
+                     "host.db.exec('DELETE FROM sqlite_sequence')", &b),
+      YZ_ERR);
   assert_true(tu_contains(yz_buf_str(&b), "sqlite_sequence"));
   yz_buf_free(&b);
   query_is(f->h, "SELECT seq FROM sqlite_sequence WHERE name = 'log'", "2");

@@ -727,12 +727,13 @@ static void a_finalizer_that_loops_cannot_be_installed(void **state) {
             "keep = setmetatable({}, { __gc = function() while true do end "
             "end }) return true"),
       "__gc finalizers are not allowed in plugins"));
-  assert_true(tu_contains(
-      fails(f, f->attacker, "setmetatable(host, {})"),
-      "cannot change a protected metatable"));
+  assert_true(tu_contains(fails(f, f->attacker, "setmetatable(host, {})"),
+                          "cannot change a protected metatable"));
   assert_true(tu_contains(works(f, f->attacker,
-      "local t = setmetatable({}, { __index = function(_, k) return k end }) "
-      "return t.abc"), "\"abc\""));
+                                "local t = setmetatable({}, { __index = "
+                                "function(_, k) return k end }) "
+                                "return t.abc"),
+                          "\"abc\""));
   yz_host_close(f->h);
   assert_int_equal(start(f), YZ_OK);
   others_keep_working(f);
@@ -786,8 +787,7 @@ static void repeated_call_failures_quarantine_the_plugin(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(
-          a_finalizer_that_loops_cannot_be_installed, setup,
-          teardown),
+          a_finalizer_that_loops_cannot_be_installed, setup, teardown),
       cmocka_unit_test_setup_teardown(os_execute_is_not_available, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(io_open_and_io_popen_are_not_available,

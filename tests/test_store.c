@@ -11,9 +11,9 @@
 #include "testutil.h"
 
 typedef struct fixture {
-  char *dir;      /* scratch directory */
+  char *dir;       /* scratch directory */
   char path[4096]; /* database file */
-  yz_store *s;    /* open store */
+  yz_store *s;     /* open store */
 } fixture;
 
 static int setup(void **state) {
@@ -51,7 +51,8 @@ static void database_file_is_private_and_in_wal_mode(void **state) {
   assert_int_equal(stat(f->path, &st), 0);
   assert_int_equal(st.st_mode & 0777, 0600);
   yz_stmt *q;
-  assert_int_equal(yz_store_prepare(f->s, NULL, "PRAGMA journal_mode", &q), YZ_OK);
+  assert_int_equal(yz_store_prepare(f->s, NULL, "PRAGMA journal_mode", &q),
+                   YZ_OK);
   assert_int_equal(yz_stmt_step(q), YZ_ROW);
   yz_value v;
   yz_stmt_column(q, 0, &v);
@@ -76,12 +77,15 @@ static void migrations_apply_once_and_are_recorded(void **state) {
   const char *steps[] = {"CREATE TABLE a(x INTEGER)",
                          "INSERT INTO a VALUES (1); INSERT INTO a VALUES (2)"};
   int applied = -1;
-  assert_int_equal(yz_store_migrate(f->s, "p", steps, 2, NULL, &applied), YZ_OK);
+  assert_int_equal(yz_store_migrate(f->s, "p", steps, 2, NULL, &applied),
+                   YZ_OK);
   assert_int_equal(applied, 2);
-  assert_int_equal(yz_store_migrate(f->s, "p", steps, 2, NULL, &applied), YZ_OK);
+  assert_int_equal(yz_store_migrate(f->s, "p", steps, 2, NULL, &applied),
+                   YZ_OK);
   assert_int_equal(applied, 0);
   assert_int_equal(count(f->s, "SELECT count(*) FROM a"), 2);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='p'"), 2);
+  assert_int_equal(
+      count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='p'"), 2);
   /* A third step added later is applied alone. */
   const char *more[] = {steps[0], steps[1], "INSERT INTO a VALUES (3)"};
   assert_int_equal(yz_store_migrate(f->s, "p", more, 3, NULL, &applied), YZ_OK);
@@ -101,10 +105,13 @@ static void an_edited_applied_migration_is_an_error(void **state) {
 static void a_failing_migration_leaves_nothing_behind(void **state) {
   fixture *f = *state;
   const char *steps[] = {"CREATE TABLE c(x); INSERT INTO nope VALUES (1)"};
-  assert_int_not_equal(yz_store_migrate(f->s, "r", steps, 1, NULL, NULL), YZ_OK);
+  assert_int_not_equal(yz_store_migrate(f->s, "r", steps, 1, NULL, NULL),
+                       YZ_OK);
   assert_true(tu_contains(yz_store_errmsg(f->s), "r: migration 1 failed"));
-  assert_int_equal(count(f->s, "SELECT count(*) FROM sqlite_master WHERE name='c'"), 0);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='r'"), 0);
+  assert_int_equal(
+      count(f->s, "SELECT count(*) FROM sqlite_master WHERE name='c'"), 0);
+  assert_int_equal(
+      count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='r'"), 0);
   assert_int_equal(yz_store_tx_depth(f->s), 0);
 }
 
@@ -139,26 +146,32 @@ static void many_distinct_statements_evict_without_losing_any(void **state) {
 static void more_than_one_statement_per_call_is_refused(void **state) {
   fixture *f = *state;
   yz_stmt *st;
-  assert_int_equal(yz_store_prepare(f->s, NULL, "SELECT 1; SELECT 2", &st), YZ_EUSAGE);
+  assert_int_equal(yz_store_prepare(f->s, NULL, "SELECT 1; SELECT 2", &st),
+                   YZ_EUSAGE);
   assert_true(tu_contains(yz_store_errmsg(f->s), "one statement per call"));
-  assert_int_equal(yz_store_prepare(f->s, NULL, "SELECT 1; -- done\n", &st), YZ_OK);
+  assert_int_equal(yz_store_prepare(f->s, NULL, "SELECT 1; -- done\n", &st),
+                   YZ_OK);
   yz_stmt_release(st);
 }
 
 static void a_rolled_back_transaction_changes_nothing(void **state) {
   fixture *f = *state;
-  assert_int_equal(yz_store_exec_script(f->s, NULL, "CREATE TABLE t(x)"), YZ_OK);
+  assert_int_equal(yz_store_exec_script(f->s, NULL, "CREATE TABLE t(x)"),
+                   YZ_OK);
   assert_int_equal(yz_store_tx_begin(f->s), YZ_OK);
-  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (1)"), YZ_OK);
+  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (1)"),
+                   YZ_OK);
   /* nested: the inner level rolls back alone */
   assert_int_equal(yz_store_tx_begin(f->s), YZ_OK);
-  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (2)"), YZ_OK);
+  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (2)"),
+                   YZ_OK);
   assert_int_equal(yz_store_tx_rollback(f->s), YZ_OK);
   assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_commit(f->s), YZ_OK);
   assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_begin(f->s), YZ_OK);
-  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (3)"), YZ_OK);
+  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (3)"),
+                   YZ_OK);
   assert_int_equal(yz_store_tx_rollback(f->s), YZ_OK);
   assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_depth(f->s), 0);
@@ -184,16 +197,23 @@ static void key_values_round_trip_per_plugin(void **state) {
 static void audit_entries_are_appended(void **state) {
   fixture *f = *state;
   int64_t before = count(f->s, "SELECT count(*) FROM yz_audit");
-  assert_int_equal(yz_store_audit(f->s, 1795000000000, "cli", "backup", "x.db", NULL), YZ_OK);
+  assert_int_equal(
+      yz_store_audit(f->s, 1795000000000, "cli", "backup", "x.db", NULL),
+      YZ_OK);
   assert_int_equal(count(f->s, "SELECT count(*) FROM yz_audit"), before + 1);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM yz_audit WHERE action='backup' "
-                               "AND at='2026-11-18T11:06:40.000Z'"), 1);
+  assert_int_equal(count(f->s,
+                         "SELECT count(*) FROM yz_audit WHERE action='backup' "
+                         "AND at='2026-11-18T11:06:40.000Z'"),
+                   1);
 }
 
 static void a_backup_is_a_private_consistent_copy(void **state) {
   fixture *f = *state;
-  assert_int_equal(yz_store_exec_script(f->s, NULL,
-      "CREATE TABLE k(x); INSERT INTO k VALUES ('留守儿童'), ('b')"), YZ_OK);
+  assert_int_equal(
+      yz_store_exec_script(
+          f->s, NULL,
+          "CREATE TABLE k(x); INSERT INTO k VALUES ('留守儿童'), ('b')"),
+      YZ_OK);
   /* an open write transaction is not part of the copy */
   assert_int_equal(yz_store_tx_begin(f->s), YZ_OK);
   char dest[4200];
@@ -201,7 +221,8 @@ static void a_backup_is_a_private_consistent_copy(void **state) {
   yz_store *other;
   char err[512];
   assert_int_equal(yz_store_open(&other, f->path, err, sizeof err), YZ_OK);
-  assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO k VALUES ('c')"), YZ_OK);
+  assert_int_equal(
+      yz_store_exec_script(f->s, NULL, "INSERT INTO k VALUES ('c')"), YZ_OK);
   assert_int_equal(yz_store_backup(other, dest), YZ_OK);
   yz_store_close(other);
   assert_int_equal(yz_store_tx_commit(f->s), YZ_OK);
@@ -218,32 +239,51 @@ static void a_backup_is_a_private_consistent_copy(void **state) {
 static void the_authorizer_confines_a_plugin(void **state) {
   fixture *f = *state;
   assert_int_equal(yz_store_exec_script(f->s, NULL,
-      "CREATE TABLE mine(x); CREATE TABLE theirs(y); CREATE TABLE shared(z)"), YZ_OK);
+                                        "CREATE TABLE mine(x); CREATE TABLE "
+                                        "theirs(y); CREATE TABLE shared(z)"),
+                   YZ_OK);
   char *owns[] = {"mine"}, *read[] = {"shared"};
   yz_acl acl = {.who = "p", .owns = owns, .nowns = 1, .read = read, .nread = 1};
-  assert_int_equal(yz_store_exec(f->s, &acl, "INSERT INTO mine VALUES (1)", NULL, 0), YZ_OK);
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT z FROM shared", NULL, 0), YZ_OK);
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT count(*) FROM shared", NULL, 0), YZ_OK);
-  assert_int_equal(yz_store_exec(f->s, &acl, "INSERT INTO shared VALUES (1)", NULL, 0), YZ_EDENIED);
-  assert_true(tu_contains(yz_store_errmsg(f->s), "plugin 'p': writing table 'shared'"));
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT * FROM theirs", NULL, 0), YZ_EDENIED);
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT count(*) FROM theirs", NULL, 0), YZ_EDENIED);
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT * FROM yz_kv", NULL, 0), YZ_EDENIED);
-  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT * FROM sqlite_master", NULL, 0), YZ_EDENIED);
-  assert_int_equal(yz_store_exec(f->s, &acl, "CREATE TABLE mine2(x)", NULL, 0), YZ_EDENIED);
-  assert_int_equal(yz_store_exec(f->s, &acl, "DROP TABLE mine", NULL, 0), YZ_EDENIED);
+  assert_int_equal(
+      yz_store_exec(f->s, &acl, "INSERT INTO mine VALUES (1)", NULL, 0), YZ_OK);
+  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT z FROM shared", NULL, 0),
+                   YZ_OK);
+  assert_int_equal(
+      yz_store_exec(f->s, &acl, "SELECT count(*) FROM shared", NULL, 0), YZ_OK);
+  assert_int_equal(
+      yz_store_exec(f->s, &acl, "INSERT INTO shared VALUES (1)", NULL, 0),
+      YZ_EDENIED);
+  assert_true(
+      tu_contains(yz_store_errmsg(f->s), "plugin 'p': writing table 'shared'"));
+  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT * FROM theirs", NULL, 0),
+                   YZ_EDENIED);
+  assert_int_equal(
+      yz_store_exec(f->s, &acl, "SELECT count(*) FROM theirs", NULL, 0),
+      YZ_EDENIED);
+  assert_int_equal(yz_store_exec(f->s, &acl, "SELECT * FROM yz_kv", NULL, 0),
+                   YZ_EDENIED);
+  assert_int_equal(
+      yz_store_exec(f->s, &acl, "SELECT * FROM sqlite_master", NULL, 0),
+      YZ_EDENIED);
+  assert_int_equal(yz_store_exec(f->s, &acl, "CREATE TABLE mine2(x)", NULL, 0),
+                   YZ_EDENIED);
+  assert_int_equal(yz_store_exec(f->s, &acl, "DROP TABLE mine", NULL, 0),
+                   YZ_EDENIED);
   assert_int_equal(yz_store_exec(f->s, &acl, "BEGIN", NULL, 0), YZ_EDENIED);
   assert_true(tu_contains(yz_store_errmsg(f->s), "use host.db.tx"));
   /* In migrations the plugin shapes its own tables, and only those. */
-  const char *ok_steps[] = {"CREATE TABLE mine_log(x); CREATE INDEX mine_x ON mine(x)"};
+  const char *ok_steps[] = {
+      "CREATE TABLE mine_log(x); CREATE INDEX mine_x ON mine(x)"};
   char *owns2[] = {"mine", "mine_log"};
   acl.owns = owns2;
   acl.nowns = 2;
   assert_int_equal(yz_store_migrate(f->s, "p", ok_steps, 1, &acl, NULL), YZ_OK);
   assert_int_equal(acl.migrating, 0);
   const char *bad_steps[] = {"CREATE INDEX theirs_y ON theirs(y)"};
-  assert_int_equal(yz_store_migrate(f->s, "p2", bad_steps, 1, &acl, NULL), YZ_EDENIED);
-  assert_true(tu_contains(yz_store_errmsg(f->s), "which the plugin does not own"));
+  assert_int_equal(yz_store_migrate(f->s, "p2", bad_steps, 1, &acl, NULL),
+                   YZ_EDENIED);
+  assert_true(
+      tu_contains(yz_store_errmsg(f->s), "which the plugin does not own"));
   /* Nothing of that reached the other tables. */
   assert_int_equal(count(f->s, "SELECT count(*) FROM shared"), 0);
   assert_int_equal(count(f->s, "SELECT count(*) FROM mine"), 1);
@@ -252,19 +292,32 @@ static void the_authorizer_confines_a_plugin(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(database_file_is_private_and_in_wal_mode, setup, teardown),
-      cmocka_unit_test_setup_teardown(a_loose_file_mode_is_tightened_on_open, setup, teardown),
-      cmocka_unit_test_setup_teardown(migrations_apply_once_and_are_recorded, setup, teardown),
-      cmocka_unit_test_setup_teardown(an_edited_applied_migration_is_an_error, setup, teardown),
-      cmocka_unit_test_setup_teardown(a_failing_migration_leaves_nothing_behind, setup, teardown),
-      cmocka_unit_test_setup_teardown(prepared_statements_are_reused_from_the_cache, setup, teardown),
-      cmocka_unit_test_setup_teardown(many_distinct_statements_evict_without_losing_any, setup, teardown),
-      cmocka_unit_test_setup_teardown(more_than_one_statement_per_call_is_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(a_rolled_back_transaction_changes_nothing, setup, teardown),
-      cmocka_unit_test_setup_teardown(key_values_round_trip_per_plugin, setup, teardown),
-      cmocka_unit_test_setup_teardown(audit_entries_are_appended, setup, teardown),
-      cmocka_unit_test_setup_teardown(a_backup_is_a_private_consistent_copy, setup, teardown),
-      cmocka_unit_test_setup_teardown(the_authorizer_confines_a_plugin, setup, teardown),
+      cmocka_unit_test_setup_teardown(database_file_is_private_and_in_wal_mode,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(a_loose_file_mode_is_tightened_on_open,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(migrations_apply_once_and_are_recorded,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(an_edited_applied_migration_is_an_error,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(a_failing_migration_leaves_nothing_behind,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          prepared_statements_are_reused_from_the_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          many_distinct_statements_evict_without_losing_any, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          more_than_one_statement_per_call_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_rolled_back_transaction_changes_nothing,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(key_values_round_trip_per_plugin, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(audit_entries_are_appended, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(a_backup_is_a_private_consistent_copy,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(the_authorizer_confines_a_plugin, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@
 char *tu_tmpdir(void) {
   const char *base = getenv("TMPDIR");
   char tmpl[4096];
-  snprintf(tmpl, sizeof tmpl, "%s/yztest-XXXXXX", base && *base ? base : "/tmp");
+  snprintf(tmpl, sizeof tmpl, "%s/yztest-XXXXXX",
+           base && *base ? base : "/tmp");
   char *d = mkdtemp(tmpl);
   assert_non_null(d);
   return yz_strdup(d);
@@ -95,7 +96,8 @@ static char *slurp_fd(int fd) {
   yz_buf_init(&b, 64u << 20);
   char chunk[8192];
   ssize_t n;
-  while ((n = read(fd, chunk, sizeof chunk)) > 0) yz_buf_add(&b, chunk, (size_t)n);
+  while ((n = read(fd, chunk, sizeof chunk)) > 0)
+    yz_buf_add(&b, chunk, (size_t)n);
   char *s = yz_strdup(yz_buf_str(&b));
   yz_buf_free(&b);
   return s;
@@ -147,6 +149,7 @@ void tu_run_free(tu_run *r) {
 
 int tu_contains(const char *hay, const char *needle) {
   if (hay && strstr(hay, needle)) return 1;
-  fprintf(stderr, "expected to find:\n  %s\nin:\n%s\n", needle, hay ? hay : "(null)");
+  fprintf(stderr, "expected to find:\n  %s\nin:\n%s\n", needle,
+          hay ? hay : "(null)");
   return 0;
 }

@@ -32,9 +32,9 @@ yz_host *tu_host(const char *dir);
 
 /* The result of running the yizhan binary. */
 typedef struct tu_run {
-  int status;  /* exit status, or 128+signal */
-  char *out;   /* stdout */
-  char *err;   /* stderr */
+  int status; /* exit status, or 128+signal */
+  char *out;  /* stdout */
+  char *err;  /* stderr */
 } tu_run;
 
 /* Runs build/yizhan with the given argv (NULL-terminated, without argv[0])

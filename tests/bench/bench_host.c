@@ -128,7 +128,8 @@ static double time_loop(yz_plugin *p, const char *body, long n) {
   snprintf(code, sizeof code,
            "local f = function() return 1 end; local abs = math.abs; "
            "local now = host.now; local x = 0; "
-           "for i = 1, %ld do %s end; return x", n, body);
+           "for i = 1, %ld do %s end; return x",
+           n, body);
   yz_buf out;
   yz_buf_init(&out, 1 << 16);
   double t0 = now_s();
@@ -166,7 +167,8 @@ int main(int argc, char **argv) {
     }
     stop(pid, efd, ifd);
 
-    char *largv[] = {"lua5.4", "-e", "io.stderr:write('ready\\n') io.read()", NULL};
+    char *largv[] = {"lua5.4", "-e", "io.stderr:write('ready\\n') io.read()",
+                     NULL};
     t0 = now_s();
     pid = spawn(largv, &efd, &ifd);
     if (!wait_for(efd, "ready")) {
@@ -182,9 +184,10 @@ int main(int argc, char **argv) {
     stop(pid, efd, ifd);
   }
   double ymed = median(ys, STARTS), lmed = median(ls, STARTS);
-  printf("start-up to ready, 5 plugins: %.2f ms (median of %d); bare lua5.4 "
-         "start: %.2f ms; ratio %.1fx\n",
-         ymed * 1e3, STARTS, lmed * 1e3, ymed / lmed);
+  printf(
+      "start-up to ready, 5 plugins: %.2f ms (median of %d); bare lua5.4 "
+      "start: %.2f ms; ratio %.1fx\n",
+      ymed * 1e3, STARTS, lmed * 1e3, ymed / lmed);
   printf("idle RSS: yizhan run %ld KiB; idle lua5.4 %ld KiB; ratio %.1fx\n",
          yrss, lrss, (double)yrss / (double)lrss);
 
@@ -211,10 +214,11 @@ int main(int argc, char **argv) {
   double host_ns = (host - empty) / (double)n * 1e9;
   double c_ns = (cfun - empty) / (double)n * 1e9;
   double l_ns = (lfun - empty) / (double)n * 1e9;
-  printf("Lua->host call host.now(): %.1f ns; Lua->C math.abs: %.1f ns "
-         "(ratio %.2fx); Lua->Lua f(): %.1f ns (ratio %.2fx); best of 5 x %ld "
-         "calls, loop overhead subtracted\n",
-         host_ns, c_ns, host_ns / c_ns, l_ns, host_ns / l_ns, n);
+  printf(
+      "Lua->host call host.now(): %.1f ns; Lua->C math.abs: %.1f ns "
+      "(ratio %.2fx); Lua->Lua f(): %.1f ns (ratio %.2fx); best of 5 x %ld "
+      "calls, loop overhead subtracted\n",
+      host_ns, c_ns, host_ns / c_ns, l_ns, host_ns / l_ns, n);
   yz_host_close(h);
   tu_rmrf(dir);
   free(dir);
