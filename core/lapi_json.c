@@ -92,6 +92,20 @@ static cJSON *failf(enc *e, const char *what, const char *detail) {
   return fail(e, msg);
 }
 
+/* Adds 'item' to the array or object 'container' (under 'key' when given).
+** A NULL item (an error) frees the container: returns the container or NULL. */
+static cJSON *attach(cJSON *container, const char *key, cJSON *item) {
+  if (!item) {
+    cJSON_Delete(container);
+    return NULL;
+  }
+  if (key)
+    cJSON_AddItemToObject(container, key, item);
+  else
+    cJSON_AddItemToArray(container, item);
+  return container;
+}
+
 static cJSON *table_to_json(enc *e, int idx) {
   lua_State *L = e->L;
   if (e->depth >= JSON_MAX_DEPTH)
@@ -106,14 +120,8 @@ static cJSON *table_to_json(enc *e, int idx) {
     for (lua_Integer i = 1; out && i <= n; i++) {
       yz_fmt(e->path + plen, sizeof e->path - plen, "[%lld]", (long long)i);
       lua_rawgeti(L, idx, i);
-      cJSON *item = to_json(e, lua_gettop(L));
+      out = attach(out, NULL, to_json(e, lua_gettop(L)));
       lua_pop(L, 1);
-      if (!item) {
-        cJSON_Delete(out);
-        out = NULL;
-      } else {
-        cJSON_AddItemToArray(out, item);
-      }
     }
   } else {
     /* Collect keys, sort them, then add in order for stable output. */
@@ -150,14 +158,8 @@ static cJSON *table_to_json(enc *e, int idx) {
         lua_pop(L, 1);
         lua_geti(L, idx, strtoll(keys[i], NULL, 10));
       }
-      cJSON *item = to_json(e, lua_gettop(L));
+      out = attach(out, keys[i], to_json(e, lua_gettop(L)));
       lua_pop(L, 1);
-      if (!item) {
-        cJSON_Delete(out);
-        out = NULL;
-      } else {
-        cJSON_AddItemToObject(out, keys[i], item);
-      }
     }
     for (size_t i = 0; i < nk; i++) free(keys[i]);
     free(keys);

@@ -111,27 +111,8 @@ static void eval_is(yz_plugin *p, const char *code, const char *want) {
   yz_buf_free(&b);
 }
 
-/* The first column of the first row of 'sql' run as the core, as text
-** (malloc'd; "NULL" for a null). */
-static char *query(yz_host *h, const char *sql) {
-  yz_stmt *st;
-  assert_int_equal(yz_store_prepare(h->store, NULL, sql, &st), YZ_OK);
-  assert_int_equal(yz_stmt_step(st), YZ_ROW);
-  yz_value v;
-  yz_stmt_column(st, 0, &v);
-  char buf[4096];
-  switch (v.type) {
-    case YZ_INT: snprintf(buf, sizeof buf, "%lld", (long long)v.i); break;
-    case YZ_TEXT: snprintf(buf, sizeof buf, "%.*s", (int)v.n, v.s); break;
-    case YZ_NULL: snprintf(buf, sizeof buf, "NULL"); break;
-    default: snprintf(buf, sizeof buf, "?"); break;
-  }
-  yz_stmt_release(st);
-  return yz_strdup(buf);
-}
-
 static void query_is(yz_host *h, const char *sql, const char *want) {
-  char *got = query(h, sql);
+  char *got = tu_query(h->store, sql);
   if (strcmp(got, want) != 0) fprintf(stderr, "%s\n  -> %s\n", sql, got);
   assert_string_equal(got, want);
   free(got);
@@ -402,9 +383,9 @@ static void a_failing_setup_leaves_the_plugin_failed_with_a_traceback(
   assert_true(tu_contains(p->error, "stack traceback"));
   assert_false(p->config_error);
   healthy(find(f, "fine"));
-  char *err = query(f->h,
-                    "SELECT state || ': ' || last_error FROM yz_plugins "
-                    "WHERE name = 'x'");
+  char *err = tu_query(f->h->store,
+                       "SELECT state || ': ' || last_error FROM yz_plugins "
+                       "WHERE name = 'x'");
   assert_true(tu_contains(err, "failed: setup failed"));
   free(err);
 }

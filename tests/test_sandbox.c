@@ -112,29 +112,6 @@ static const char *works(fixture *f, yz_plugin *p, const char *code) {
   return yz_buf_str(&f->out);
 }
 
-/* A value from the database, read as the core. */
-static int64_t core_int(fixture *f, const char *sql) {
-  yz_stmt *st;
-  assert_int_equal(yz_store_prepare(f->h->store, NULL, sql, &st), YZ_OK);
-  assert_int_equal(yz_stmt_step(st), YZ_ROW);
-  yz_value v;
-  yz_stmt_column(st, 0, &v);
-  yz_stmt_release(st);
-  assert_int_equal(v.type, YZ_INT);
-  return v.i;
-}
-
-static char *core_text(fixture *f, const char *sql) {
-  yz_stmt *st;
-  assert_int_equal(yz_store_prepare(f->h->store, NULL, sql, &st), YZ_OK);
-  assert_int_equal(yz_stmt_step(st), YZ_ROW);
-  yz_value v;
-  yz_stmt_column(st, 0, &v);
-  char *s = v.type == YZ_TEXT ? yz_strdup(v.s) : NULL;
-  yz_stmt_release(st);
-  return s;
-}
-
 /* After an attack: the victim can still write and read its own table and
 ** its key/value store, the host has no transaction left open and the core
 ** can still query the database. */
@@ -153,9 +130,9 @@ static void others_keep_working(fixture *f) {
       works(f, f->victim, "host.db.one('SELECT v FROM vic_t WHERE id = 1').v"),
       "\"secret\"");
   assert_int_equal(yz_store_tx_depth(f->h->store), 0);
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM yz_plugins WHERE "
-                            "name = 'victim' AND state = 'ok'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM yz_plugins WHERE "
+                          "name = 'victim' AND state = 'ok'"),
                    1);
 }
 
@@ -457,19 +434,19 @@ static void another_plugins_table_can_be_neither_read_nor_written(
          "writing table 'sqlite_master' is not allowed");
   attack(f, "host.db.exec('CREATE INDEX vic_i ON vic_t(v)')",
          "writing table 'sqlite_master' is not allowed");
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM sqlite_master WHERE "
-                            "name IN ('vic_t', 'att_t')"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM sqlite_master WHERE "
+                          "name IN ('vic_t', 'att_t')"),
                    2);
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM sqlite_master WHERE "
-                            "name = 'vic_i'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM sqlite_master WHERE "
+                          "name = 'vic_i'"),
                    0);
-  assert_int_equal(core_int(f, "SELECT count(*) FROM vic_t WHERE v = 'secret'"),
-                   1);
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM vic_t WHERE v <> 'secret' "
-                            "AND v <> 'alive'"),
+  assert_int_equal(
+      tu_int(f->h->store, "SELECT count(*) FROM vic_t WHERE v = 'secret'"), 1);
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM vic_t WHERE v <> 'secret' "
+                          "AND v <> 'alive'"),
                    0);
 }
 
@@ -531,7 +508,7 @@ static void pragma_writable_schema_is_refused(void **state) {
          "PRAGMA journal_mode is not allowed");
   attack(f, "host.db.one('SELECT load_extension(\\'/tmp/x.so\\')')",
          "not authorized");
-  assert_int_equal(core_int(f, "PRAGMA foreign_keys"), 1);
+  assert_int_equal(tu_int(f->h->store, "PRAGMA foreign_keys"), 1);
   /* Its own table's layout may be read. */
   assert_true(tu_contains(
       works(f, f->attacker, "host.db.one('PRAGMA table_info(att_t)').name"),
@@ -550,13 +527,13 @@ static void a_bound_parameter_is_stored_literally_not_run(void **state) {
            evil, evil, evil);
   assert_string_equal(works(f, f->attacker, code), "2");
   assert_int_equal(
-      core_int(f,
-               "SELECT count(*) FROM att_t WHERE x = 'x''); DROP TABLE "
-               "att_t; --'"),
+      tu_int(f->h->store,
+             "SELECT count(*) FROM att_t WHERE x = 'x''); DROP TABLE "
+             "att_t; --'"),
       2);
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM sqlite_master WHERE "
-                            "name = 'att_t'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM sqlite_master WHERE "
+                          "name = 'att_t'"),
                    1);
   attacker_recovers(f);
   others_keep_working(f);
@@ -570,9 +547,9 @@ static void a_second_statement_in_one_call_is_refused(void **state) {
          "one statement per call");
   attack(f, "host.db.exec('SELECT 1;/**/DROP TABLE att_t')",
          "one statement per call");
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM sqlite_master WHERE "
-                            "name = 'att_t'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM sqlite_master WHERE "
+                          "name = 'att_t'"),
                    1);
 }
 
@@ -605,8 +582,8 @@ static void host_db_tx_rolls_back_when_the_function_raises(void **state) {
          "  error('changed my mind')\n"
          "end)",
          "changed my mind");
-  assert_int_equal(core_int(f, "SELECT count(*) FROM att_t WHERE x = 'doomed'"),
-                   0);
+  assert_int_equal(
+      tu_int(f->h->store, "SELECT count(*) FROM att_t WHERE x = 'doomed'"), 0);
   /* Nested: only the inner level is undone when its error is caught. */
   assert_string_equal(
       works(f, f->attacker,
@@ -628,7 +605,7 @@ static void host_db_tx_rolls_back_when_the_function_raises(void **state) {
          "end)",
          "CPU budget exceeded");
   assert_int_equal(
-      core_int(f, "SELECT count(*) FROM att_t WHERE x = 'looping'"), 0);
+      tu_int(f->h->store, "SELECT count(*) FROM att_t WHERE x = 'looping'"), 0);
 }
 
 static void an_endless_sql_query_is_stopped_by_the_cpu_budget(void **state) {
@@ -669,8 +646,8 @@ static void an_attack_inside_setup_fails_only_that_plugin(void **state) {
   assert_non_null(f->attacker->error);
   assert_true(tu_contains(f->attacker->error, "setup failed"));
   assert_true(tu_contains(f->attacker->error, "global 'os'"));
-  char *st =
-      core_text(f, "SELECT state FROM yz_plugins WHERE name = 'attacker'");
+  char *st = tu_query(f->h->store,
+                      "SELECT state FROM yz_plugins WHERE name = 'attacker'");
   assert_string_equal(st, "failed");
   free(st);
   assert_true(tu_contains(fails(f, f->attacker, "1"),
@@ -711,9 +688,9 @@ static void an_endless_query_in_a_migration_fails_only_that_plugin(
   assert_true(tu_contains(f->attacker->error,
                           "CPU budget exceeded in SQL (more than "
                           "20000000 instructions)"));
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM yz_migrations WHERE "
-                            "owner = 'attacker'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM yz_migrations WHERE "
+                          "owner = 'attacker'"),
                    1);
   others_keep_working(f);
 }
@@ -762,17 +739,18 @@ static void repeated_call_failures_quarantine_the_plugin(void **state) {
   assert_int_equal(lua_gettop(L), 0);
   assert_true(tu_contains(p->error, "job boom failed: "));
   assert_true(tu_contains(p->error, "CPU budget exceeded"));
-  char *st =
-      core_text(f, "SELECT state FROM yz_plugins WHERE name = 'attacker'");
+  char *st = tu_query(f->h->store,
+                      "SELECT state FROM yz_plugins WHERE name = 'attacker'");
   assert_string_equal(st, "quarantined");
   free(st);
   assert_int_equal(
-      core_int(f, "SELECT failures FROM yz_plugins WHERE name = 'attacker'"),
+      tu_int(f->h->store,
+             "SELECT failures FROM yz_plugins WHERE name = 'attacker'"),
       3);
-  assert_int_equal(core_int(f,
-                            "SELECT count(*) FROM yz_audit WHERE "
-                            "action = 'plugin.quarantine' AND "
-                            "subject = 'attacker'"),
+  assert_int_equal(tu_int(f->h->store,
+                          "SELECT count(*) FROM yz_audit WHERE "
+                          "action = 'plugin.quarantine' AND "
+                          "subject = 'attacker'"),
                    1);
   /* A quarantined plugin is no longer called at all. */
   assert_int_equal(luaL_loadstring(L, "ran = true"), LUA_OK);

@@ -35,16 +35,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static int64_t count(yz_store *s, const char *sql) {
-  yz_stmt *st;
-  assert_int_equal(yz_store_prepare(s, NULL, sql, &st), YZ_OK);
-  assert_int_equal(yz_stmt_step(st), YZ_ROW);
-  yz_value v;
-  yz_stmt_column(st, 0, &v);
-  yz_stmt_release(st);
-  return v.i;
-}
-
 static void database_file_is_private_and_in_wal_mode(void **state) {
   fixture *f = *state;
   struct stat st;
@@ -58,7 +48,7 @@ static void database_file_is_private_and_in_wal_mode(void **state) {
   yz_stmt_column(q, 0, &v);
   assert_string_equal(v.s, "wal");
   yz_stmt_release(q);
-  assert_int_equal(count(f->s, "PRAGMA foreign_keys"), 1);
+  assert_int_equal(tu_int(f->s, "PRAGMA foreign_keys"), 1);
 }
 
 static void a_loose_file_mode_is_tightened_on_open(void **state) {
@@ -83,14 +73,14 @@ static void migrations_apply_once_and_are_recorded(void **state) {
   assert_int_equal(yz_store_migrate(f->s, "p", steps, 2, NULL, &applied),
                    YZ_OK);
   assert_int_equal(applied, 0);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM a"), 2);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM a"), 2);
   assert_int_equal(
-      count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='p'"), 2);
+      tu_int(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='p'"), 2);
   /* A third step added later is applied alone. */
   const char *more[] = {steps[0], steps[1], "INSERT INTO a VALUES (3)"};
   assert_int_equal(yz_store_migrate(f->s, "p", more, 3, NULL, &applied), YZ_OK);
   assert_int_equal(applied, 1);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM a"), 3);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM a"), 3);
 }
 
 static void an_edited_applied_migration_is_an_error(void **state) {
@@ -109,9 +99,9 @@ static void a_failing_migration_leaves_nothing_behind(void **state) {
                        YZ_OK);
   assert_true(tu_contains(yz_store_errmsg(f->s), "r: migration 1 failed"));
   assert_int_equal(
-      count(f->s, "SELECT count(*) FROM sqlite_master WHERE name='c'"), 0);
+      tu_int(f->s, "SELECT count(*) FROM sqlite_master WHERE name='c'"), 0);
   assert_int_equal(
-      count(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='r'"), 0);
+      tu_int(f->s, "SELECT count(*) FROM yz_migrations WHERE owner='r'"), 0);
   assert_int_equal(yz_store_tx_depth(f->s), 0);
 }
 
@@ -119,7 +109,7 @@ static void prepared_statements_are_reused_from_the_cache(void **state) {
   fixture *f = *state;
   int h0, m0, h1, m1;
   yz_store_cache_stats(f->s, &h0, &m0);
-  for (int i = 0; i < 10; i++) count(f->s, "SELECT 42");
+  for (int i = 0; i < 10; i++) tu_int(f->s, "SELECT 42");
   yz_store_cache_stats(f->s, &h1, &m1);
   assert_int_equal(m1 - m0, 1);
   assert_int_equal(h1 - h0, 9);
@@ -139,7 +129,7 @@ static void many_distinct_statements_evict_without_losing_any(void **state) {
   for (int round = 0; round < 2; round++)
     for (int i = 0; i < 600; i++) {
       snprintf(sql, sizeof sql, "SELECT %d", i);
-      assert_int_equal(count(f->s, sql), i);
+      assert_int_equal(tu_int(f->s, sql), i);
     }
 }
 
@@ -166,14 +156,14 @@ static void a_rolled_back_transaction_changes_nothing(void **state) {
   assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (2)"),
                    YZ_OK);
   assert_int_equal(yz_store_tx_rollback(f->s), YZ_OK);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_commit(f->s), YZ_OK);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_begin(f->s), YZ_OK);
   assert_int_equal(yz_store_exec_script(f->s, NULL, "INSERT INTO t VALUES (3)"),
                    YZ_OK);
   assert_int_equal(yz_store_tx_rollback(f->s), YZ_OK);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM t"), 1);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM t"), 1);
   assert_int_equal(yz_store_tx_depth(f->s), 0);
 }
 
@@ -196,14 +186,14 @@ static void key_values_round_trip_per_plugin(void **state) {
 
 static void audit_entries_are_appended(void **state) {
   fixture *f = *state;
-  int64_t before = count(f->s, "SELECT count(*) FROM yz_audit");
+  int64_t before = tu_int(f->s, "SELECT count(*) FROM yz_audit");
   assert_int_equal(
       yz_store_audit(f->s, 1795000000000, "cli", "backup", "x.db", NULL),
       YZ_OK);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM yz_audit"), before + 1);
-  assert_int_equal(count(f->s,
-                         "SELECT count(*) FROM yz_audit WHERE action='backup' "
-                         "AND at='2026-11-18T11:06:40.000Z'"),
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM yz_audit"), before + 1);
+  assert_int_equal(tu_int(f->s,
+                          "SELECT count(*) FROM yz_audit WHERE action='backup' "
+                          "AND at='2026-11-18T11:06:40.000Z'"),
                    1);
 }
 
@@ -231,8 +221,9 @@ static void a_backup_is_a_private_consistent_copy(void **state) {
   assert_int_equal(st.st_mode & 0777, 0600);
   yz_store *copy;
   assert_int_equal(yz_store_open(&copy, dest, err, sizeof err), YZ_OK);
-  assert_int_equal(count(copy, "SELECT count(*) FROM k"), 2);
-  assert_int_equal(count(copy, "SELECT count(*) FROM k WHERE x='留守儿童'"), 1);
+  assert_int_equal(tu_int(copy, "SELECT count(*) FROM k"), 2);
+  assert_int_equal(tu_int(copy, "SELECT count(*) FROM k WHERE x='留守儿童'"),
+                   1);
   yz_store_close(copy);
 }
 
@@ -285,8 +276,8 @@ static void the_authorizer_confines_a_plugin(void **state) {
   assert_true(
       tu_contains(yz_store_errmsg(f->s), "which the plugin does not own"));
   /* Nothing of that reached the other tables. */
-  assert_int_equal(count(f->s, "SELECT count(*) FROM shared"), 0);
-  assert_int_equal(count(f->s, "SELECT count(*) FROM mine"), 1);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM shared"), 0);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM mine"), 1);
   yz_store_forget(f->s, &acl);
 }
 

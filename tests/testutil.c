@@ -91,6 +91,44 @@ yz_host *tu_host(const char *dir) {
   return h;
 }
 
+/* Prepares 'sql' as the core and steps to its first row; *v is its first
+** column, valid until the returned statement is released. */
+static yz_stmt *first_row(yz_store *s, const char *sql, yz_value *v) {
+  yz_stmt *st;
+  int rc = yz_store_prepare(s, NULL, sql, &st);
+  if (rc != YZ_OK) fprintf(stderr, "%s: %s\n", sql, yz_store_errmsg(s));
+  assert_int_equal(rc, YZ_OK);
+  assert_int_equal(yz_stmt_step(st), YZ_ROW);
+  yz_stmt_column(st, 0, v);
+  return st;
+}
+
+char *tu_query(yz_store *s, const char *sql) {
+  yz_value v;
+  yz_stmt *st = first_row(s, sql, &v);
+  yz_buf b;
+  yz_buf_init(&b, 1u << 20);
+  switch (v.type) {
+    case YZ_INT: yz_buf_addf(&b, "%lld", (long long)v.i); break;
+    case YZ_REAL: yz_buf_addf(&b, "%g", v.d); break;
+    case YZ_TEXT: yz_buf_add(&b, v.s, v.n); break;
+    case YZ_NULL: yz_buf_adds(&b, "NULL"); break;
+    default: yz_buf_adds(&b, "?"); break;
+  }
+  yz_stmt_release(st);
+  char *text = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+  return text;
+}
+
+int64_t tu_int(yz_store *s, const char *sql) {
+  yz_value v;
+  yz_stmt *st = first_row(s, sql, &v);
+  yz_stmt_release(st);
+  assert_int_equal(v.type, YZ_INT);
+  return v.i;
+}
+
 static char *slurp_fd(int fd) {
   yz_buf b;
   yz_buf_init(&b, 64u << 20);

@@ -30,6 +30,12 @@ char *tu_datadir(const char *config);
 ** (dir/log.txt) so test output stays readable. */
 yz_host *tu_host(const char *dir);
 
+/* The first column of the first row of 'sql', run as the core (no access
+** rules): as malloc'd text ("NULL" for a null), or as an integer (the
+** column must be one). Either fails the test if there is no row. */
+char *tu_query(yz_store *s, const char *sql);
+int64_t tu_int(yz_store *s, const char *sql);
+
 /* The result of running the yizhan binary. */
 typedef struct tu_run {
   int status; /* exit status, or 128+signal */
