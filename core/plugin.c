@@ -127,9 +127,19 @@ static int is_file(const char *path) {
 }
 
 /* Adds or replaces the plugin 'name' found at 'file'. */
-static void found(yz_host *h, const char *name, const char *file,
+static void found(yz_host *h, int origin, const char *name, const char *file,
                   const char *dir) {
   yz_plugin *p = yz_plugin_find(h, name);
+  if (p && p->origin == origin) {
+    /* NAME.lua and NAME/init.lua side by side: which one runs would depend
+    ** on the order of a directory listing, so neither does. */
+    char msg[ERR_MAX];
+    yz_fmt(msg, sizeof msg, "both %s and %s exist; keep one of them", p->file,
+           file);
+    p->state = YZ_PS_FAILED;
+    set_error(p, msg);
+    return;
+  }
   if (p) {
     yz_logf(&h->log, YZ_LOG_INFO, name, "%s overrides %s", file, p->file);
     free(p->file);
@@ -146,9 +156,13 @@ static void found(yz_host *h, const char *name, const char *file,
   }
   p->file = yz_strdup(file);
   p->dir = yz_strdup(dir);
+  p->origin = origin;
+  p->state = YZ_PS_FOUND;
+  free(p->error);
+  p->error = NULL;
 }
 
-static void scan_dir(yz_host *h, const char *dirpath) {
+static void scan_dir(yz_host *h, int origin, const char *dirpath) {
   DIR *d = opendir(dirpath);
   if (!d) return;
   struct dirent *e;
@@ -162,13 +176,13 @@ static void scan_dir(yz_host *h, const char *dirpath) {
     if (stat(path, &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
       yz_fmt(init, sizeof init, "%s/init.lua", path);
-      if (valid_name(n) && is_file(init)) found(h, n, init, path);
+      if (valid_name(n) && is_file(init)) found(h, origin, n, init, path);
     } else if (S_ISREG(st.st_mode) && len > 4 &&
                strcmp(n + len - 4, ".lua") == 0 &&
                !(len > 9 && strcmp(n + len - 9, "_test.lua") == 0)) {
       char name[256];
       yz_fmt(name, sizeof name, "%.*s", (int)(len - 4), n);
-      if (valid_name(name)) found(h, name, path, NULL);
+      if (valid_name(name)) found(h, origin, name, path, NULL);
     }
   }
   closedir(d);
@@ -185,10 +199,18 @@ static const char *const manifest_keys[] = {
     "access", "options", "migrations",  "setup",    NULL};
 static const char *const access_keys[] = {"read", "write", "send", NULL};
 
+/* The known key closest to 'key' within two edits, or NULL. */
 static const char *near_miss(const char *key, const char *const *known) {
-  for (int i = 0; known[i]; i++)
-    if (yz_edit_distance(key, known[i], 2) <= 2) return known[i];
-  return NULL;
+  const char *best = NULL;
+  int best_d = 3;
+  for (int i = 0; known[i]; i++) {
+    int d = yz_edit_distance(key, known[i], 2);
+    if (d < best_d) {
+      best_d = d;
+      best = known[i];
+    }
+  }
+  return best;
 }
 
 /* Reads a list of strings at field 'key' of the table on top; 'table_names'
@@ -418,7 +440,7 @@ int yz_plugins_discover(yz_host *h) {
   char **dirs;
   int n = yz_host_plugin_dirs(h, &dirs);
   for (int i = 0; i < n; i++) {
-    scan_dir(h, dirs[i]);
+    scan_dir(h, i, dirs[i]);
     free(dirs[i]);
   }
   free(dirs);
@@ -428,7 +450,7 @@ int yz_plugins_discover(yz_host *h) {
   for (int i = 0; i < h->nplugins; i++) {
     yz_plugin *p = h->plugins[i];
     p->enabled = enabled_by(h, p->name);
-    load_manifest(p);
+    if (p->state != YZ_PS_FAILED) load_manifest(p);
     if (!p->enabled && p->sb) {
       /* Only the manifest was needed. */
       yz_sandbox_free(p->sb);

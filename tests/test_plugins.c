@@ -197,6 +197,18 @@ static void files_that_are_not_plugins_are_ignored(void **state) {
   assert_null(yz_plugin_find(f->h, "nofolder"));
 }
 
+static void a_file_and_a_folder_of_one_name_in_one_folder_are_refused(
+    void **state) {
+  fixture *f = *state;
+  datadir(f, "plugins = { twin = {} }\n", "twin",
+          "return { name = 'twin', version = '1' }\n", "twin/init.lua",
+          "return { name = 'twin', version = '2' }\n", NULL);
+  expect_start(f, YZ_ERR);
+  failed_with(find(f, "twin"), "keep one of them");
+  assert_true(tu_contains(find(f, "twin")->error, "twin.lua"));
+  assert_true(tu_contains(find(f, "twin")->error, "twin/init.lua"));
+}
+
 static void a_local_plugin_overrides_a_shipped_one(void **state) {
   fixture *f = *state;
   datadir(f,
@@ -805,6 +817,7 @@ int main(void) {
       T(a_folder_plugin_requires_its_own_modules),
       T(a_single_file_plugin_cannot_require),
       T(files_that_are_not_plugins_are_ignored),
+      T(a_file_and_a_folder_of_one_name_in_one_folder_are_refused),
       T(a_local_plugin_overrides_a_shipped_one),
       T(a_plugin_must_return_its_manifest_table),
       T(the_manifest_name_must_match_the_file_name),
