@@ -49,10 +49,10 @@ yz_sandbox *yz_sandbox_of(lua_State *L) {
 
 /* ------------------------------------------------------------ CPU budget */
 
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  yz_sandbox *sb = yz_sandbox_of(L);
-  sb->steps += lua_gethookcount(L);
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raises when the budget is spent. */
+static void budget_check(lua_State *L, yz_sandbox *sb) {
   if (sb->handling || !sb->step_limit) return;
   if (sb->steps > sb->step_limit || sb->exceeded) {
     /* Check every instruction from now on, in this thread and the main one,
@@ -63,6 +63,19 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     luaL_error(L, "CPU budget exceeded (more than %I instructions)",
                (lua_Integer)sb->step_limit);
   }
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  yz_sandbox *sb = yz_sandbox_of(L);
+  sb->steps += lua_gethookcount(L);
+  budget_check(L, sb);
+}
+
+void yz_sandbox_charge(lua_State *L, long long steps) {
+  yz_sandbox *sb = yz_sandbox_of(L);
+  sb->steps += steps;
+  budget_check(L, sb);
 }
 
 static void budget_reset(yz_sandbox *sb) {
@@ -329,6 +342,7 @@ static int open_libs(lua_State *L) {
   lua_getglobal(L, LUA_STRLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump"); /* functions as bytes: never in a sandbox */
+  yz_sandbox_open_match(L);    /* pattern matching within the budget */
   yz_sandbox_freeze(L, "string");
   lua_setglobal(L, LUA_STRLIBNAME);
   /* The loaded-library table would hand out the writable originals. */

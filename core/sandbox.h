@@ -52,6 +52,15 @@ int yz_sandbox_loadfile(yz_sandbox *sb, const char *path, char *err,
 int yz_sandbox_call(yz_sandbox *sb, int nargs, int nresults, char *err,
                     size_t errlen);
 
+/* Charges 'steps' units of work done in C on the plugin's behalf to its CPU
+** budget, raising "CPU budget exceeded" (a Lua error in L) once it is spent.
+** For C code that loops where the count hook cannot see it. */
+void yz_sandbox_charge(lua_State *L, long long steps);
+/* Sets find, match, gmatch and gsub in the table on top of the stack:
+** Lua 5.4's pattern functions with the matcher's work charged to the budget
+** (sandbox_match.c). */
+void yz_sandbox_open_match(lua_State *L);
+
 /* Replaces the table at the top of the stack with a read-only view of it
 ** (modification raises, rawset is refused, pairs and # still work). Nested
 ** tables are frozen too. 'what' names the table in error messages. */
