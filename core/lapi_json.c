@@ -41,8 +41,16 @@ static int valid_utf8(const unsigned char *s, size_t n) {
                  : (c >> 3) == 30 ? 4
                                   : 0;
     if (!len || i + len > n) return 0;
-    for (size_t k = 1; k < len; k++)
+    unsigned long cp = len == 1 ? c : c & (0x7Fu >> len);
+    for (size_t k = 1; k < len; k++) {
       if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are
+    ** well-formed bytes but not UTF-8 (RFC 3629). */
+    static const unsigned long min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return 0;
     i += len;
   }
   return 1;
@@ -151,6 +159,16 @@ static cJSON *table_to_json(enc *e, int idx) {
       keys[nk++] = yz_strdup(k);
     }
     qsort(keys, nk, sizeof *keys, cmp_str);
+    for (size_t i = 1; i < nk && out; i++)
+      if (strcmp(keys[i - 1], keys[i]) == 0) {
+        /* Only an integer key and its string twin can collide: one of the
+        ** two values would be lost. */
+        char msg[200];
+        yz_fmt(msg, sizeof msg, "the keys %s and \"%s\" are one JSON key",
+               keys[i], keys[i]);
+        cJSON_Delete(out);
+        out = fail(e, msg);
+      }
     for (size_t i = 0; i < nk && out; i++) {
       yz_fmt(e->path + plen, sizeof e->path - plen, ".%s", keys[i]);
       if (lua_getfield(L, idx, keys[i]) == LUA_TNIL) {
@@ -210,12 +228,15 @@ static cJSON *to_json(enc *e, int idx) {
   }
 }
 
-int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
-                   size_t errlen) {
+/* Does yz_json_encode, compact or indented. Both print the one tree, whose
+** numbers are raw text: re-parsing the compact text to indent it would turn
+** them into doubles (9007199254740993 would print as 9.00719925474099e+15). */
+static int encode(lua_State *L, int idx, int pretty, yz_buf *out, char *err,
+                  size_t errlen) {
   enc e = {.L = L, .err = err, .errlen = errlen};
   cJSON *j = to_json(&e, lua_absindex(L, idx));
   if (!j) return 1;
-  char *s = cJSON_PrintUnformatted(j);
+  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
   if (!s) {
     yz_fmt(err, errlen, "out of memory while encoding JSON");
@@ -228,6 +249,11 @@ int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
     return 1;
   }
   return 0;
+}
+
+int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
+                   size_t errlen) {
+  return encode(L, idx, 0, out, err, errlen);
 }
 
 /* ---------------------------------------------------------------- decode */
@@ -285,7 +311,7 @@ int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
   while (end && end < s + n &&
          (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
     end++;
-  if (end && end < s + n && *end) {
+  if (end && end < s + n) { /* a NUL byte does not end the text */
     cJSON_Delete(j);
     yz_fmt(err, errlen, "invalid JSON at byte %ld (text after the value)",
            (long)(end - s) + 1);
@@ -320,20 +346,9 @@ static int l_encode(lua_State *L) {
   yz_buf b;
   yz_buf_init(&b, 64u << 20);
   char err[400];
-  if (yz_json_encode(L, 1, &b, err, sizeof err) != 0) {
+  if (encode(L, 1, pretty, &b, err, sizeof err) != 0) {
     yz_buf_free(&b);
     return luaL_error(L, "json.encode: %s", err);
-  }
-  if (pretty) {
-    cJSON *j = cJSON_Parse(yz_buf_str(&b));
-    char *s = j ? cJSON_Print(j) : NULL;
-    cJSON_Delete(j);
-    if (s) {
-      lua_pushstring(L, s);
-      free(s);
-      yz_buf_free(&b);
-      return 1;
-    }
   }
   lua_pushlstring(L, yz_buf_str(&b), b.len);
   yz_buf_free(&b);
@@ -354,6 +369,10 @@ static int l_decode(lua_State *L) {
 
 static int l_array(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  /* Like setmetatable: a read-only view keeps its protected metatable. */
+  if (!is_array_marked(L, 1) &&
+      luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "json.array: cannot change a protected metatable");
   luaL_getmetatable(L, ARRAY_MARK);
   lua_setmetatable(L, 1);
   lua_settop(L, 1);
@@ -365,7 +384,13 @@ int luaopen_yz_json(lua_State *L) {
                                    {"decode", l_decode},
                                    {"array", l_array},
                                    {NULL, NULL}};
-  luaL_newmetatable(L, ARRAY_MARK);
+  if (luaL_newmetatable(L, ARRAY_MARK)) {
+    /* Plugins must not reach the shared mark: a __gc set on it would be
+    ** inherited by every table marked afterwards, a finalizer that
+    ** setmetatable refuses. */
+    lua_pushliteral(L, "json.array");
+    lua_setfield(L, -2, "__metatable");
+  }
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   lua_pushlightuserdata(L, NULL);

@@ -59,6 +59,18 @@ static void add_value(yz_buf *b, const char *v) {
   yz_buf_addc(b, '"');
 }
 
+/* Appends a field key. Keys may come from plugins: a byte that would end the
+** key, the field or the line (space, control bytes, '=', quotes) becomes '_',
+** so a key cannot forge other fields or lines. An empty key is written "_". */
+static void add_key(yz_buf *b, const char *k) {
+  if (*k == '\0') yz_buf_addc(b, '_');
+  for (const unsigned char *p = (const unsigned char *)k; *p; p++)
+    yz_buf_addc(b,
+                *p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f
+                    ? '_'
+                    : (char)*p);
+}
+
 void yz_log_write(const yz_log *lg, int level, const char *plugin,
                   const char *msg, const char *const *kv, int nkv) {
   if (!lg || level < lg->level || !lg->out) return;
@@ -75,7 +87,7 @@ void yz_log_write(const yz_log *lg, int level, const char *plugin,
   add_value(&b, msg ? msg : "");
   for (int i = 0; i < nkv; i++) {
     yz_buf_addc(&b, ' ');
-    yz_buf_adds(&b, kv[2 * i]);
+    add_key(&b, kv[2 * i] ? kv[2 * i] : "");
     yz_buf_addc(&b, '=');
     add_value(&b, kv[2 * i + 1] ? kv[2 * i + 1] : "");
   }

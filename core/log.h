@@ -1,7 +1,8 @@
 /*
 ** log.h: logfmt lines on stderr (or another stream), one per event:
 **   ts=2026-11-28T10:00:00.000Z level=info plugin=registry msg="..." k=v
-** Values with spaces, quotes or '=' are quoted and escaped.
+** Values with spaces, quotes or '=' are quoted and escaped; in keys such
+** bytes become '_'.
 */
 #ifndef YZ_LOG_H
 #define YZ_LOG_H
