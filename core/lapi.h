@@ -23,14 +23,19 @@ int luaopen_yz_json(lua_State *L);
 int luaopen_yz_log(lua_State *L);
 
 /* Encodes the value at idx as compact JSON into out (object keys sorted).
-** Returns 0, or nonzero with a message naming the path in err. Never raises
-** for bad values; may raise on out-of-memory in L. */
+** Returns 0, or nonzero with a message naming the path in err. Never raises:
+** it runs protected, and runs no plugin code (tables are read raw). */
 int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
                    size_t errlen);
 /* Decodes JSON text and pushes the value (null as host.json.null). Returns 0,
 ** or nonzero with "invalid JSON at byte N" in err (nothing pushed). */
 int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
                    size_t errlen);
+
+/* Pushes n bytes of the malloc'd string s and frees s, also when pushing
+** fails because the state is at its memory cap. Returns LUA_OK, or an error
+** status with the error object pushed instead. */
+int yz_lapi_push_free(lua_State *L, char *s, size_t n);
 
 /* Appends a readable Lua-like rendering of the value at idx (tables with
 ** sorted keys, nested at most a few levels) for 'eval' and tests. */

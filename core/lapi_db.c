@@ -277,9 +277,8 @@ static int kv_get(lua_State *L) {
   if (rc != YZ_OK)
     return luaL_error(L, "host.kv.get: %s", yz_store_errmsg(p->host->store));
   char err[200];
-  /* The string must be freed even if decoding raises: copy it into Lua. */
-  lua_pushlstring(L, val, n);
-  free(val);
+  /* Into Lua first: the C copy is freed even if the state is at its cap. */
+  if (yz_lapi_push_free(L, val, n) != LUA_OK) return lua_error(L);
   size_t len;
   const char *s = lua_tolstring(L, -1, &len);
   if (yz_json_decode(L, s, len, err, sizeof err) != 0)

@@ -29,6 +29,8 @@ typedef struct enc {
   size_t errlen;  /* its size */
   char path[256]; /* where we are, for messages */
   int depth;      /* current nesting */
+  int failed;     /* err holds why the value cannot be encoded */
+  cJSON *root;    /* the tree so far; the caller frees it whatever happens */
 } enc;
 
 static int valid_utf8(const unsigned char *s, size_t n) {
@@ -56,8 +58,6 @@ static int valid_utf8(const unsigned char *s, size_t n) {
   return 1;
 }
 
-static cJSON *to_json(enc *e, int idx);
-
 static int is_array_marked(lua_State *L, int idx) {
   if (!lua_getmetatable(L, idx)) return 0;
   luaL_getmetatable(L, ARRAY_MARK);
@@ -83,144 +83,168 @@ static lua_Integer sequence_len(lua_State *L, int idx) {
   return count == max ? max : 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Records "what is wrong at $.path" and returns NULL. */
-static cJSON *fail(enc *e, const char *what) {
+/* Records "what is wrong at $.path"; returns 1 for the caller to return. */
+static int fail(enc *e, const char *what) {
   yz_fmt(e->err, e->errlen, "%s%s%s", what, e->path[0] ? " at " : "",
          e->path[0] ? e->path : "");
-  return NULL;
+  e->failed = 1;
+  return 1;
 }
 
-static cJSON *failf(enc *e, const char *what, const char *detail) {
+static int failf(enc *e, const char *what, const char *detail) {
   char msg[200];
   yz_fmt(msg, sizeof msg, "%s%s", what, detail);
   return fail(e, msg);
 }
 
-/* Adds 'item' to the array or object 'container' (under 'key' when given).
-** A NULL item (an error) frees the container: returns the container or NULL. */
-static cJSON *attach(cJSON *container, const char *key, cJSON *item) {
-  if (!item) {
-    cJSON_Delete(container);
-    return NULL;
-  }
-  if (key)
-    cJSON_AddItemToObject(container, key, item);
+/* Hangs a new node into the tree at once (under 'key' of an object parent,
+** at the end of an array parent, or as the root), so that whatever happens
+** next, freeing the root frees it. */
+static int attach(enc *e, cJSON *parent, const char *key, cJSON *node) {
+  if (!node) return fail(e, "out of memory while encoding JSON");
+  if (!parent)
+    e->root = node;
+  else if (key)
+    cJSON_AddItemToObject(parent, key, node);
   else
-    cJSON_AddItemToArray(container, item);
-  return container;
+    cJSON_AddItemToArray(parent, node);
+  return 0;
 }
 
-static cJSON *table_to_json(enc *e, int idx) {
+/* An object key: the table's own string, or an integer key as text. The
+** array of these lives in a userdata, so an error frees it too. */
+typedef struct keyent {
+  const char *s; /* a string key (kept alive by the table), or NULL */
+  lua_Integer i; /* an integer key, when s is NULL */
+  char text[24]; /* the integer key as text */
+} keyent;
+
+static const char *key_name(const keyent *k) {
+  return k->s ? k->s : k->text;
+}
+
+static int cmp_keys(const void *a, const void *b) {
+  return strcmp(key_name(a), key_name(b));
+}
+
+static int add_value(enc *e, int idx, cJSON *parent, const char *key);
+
+static int add_table(enc *e, int idx, cJSON *parent, const char *key) {
   lua_State *L = e->L;
   if (e->depth >= JSON_MAX_DEPTH)
     return fail(e, "nested more than 100 levels (or a cycle)");
   luaL_checkstack(L, 6, "json");
-  e->depth++;
   size_t plen = strlen(e->path);
   lua_Integer n = sequence_len(L, idx);
-  cJSON *out;
+  int bad = 0;
+  e->depth++;
   if (n > 0 || is_array_marked(L, idx)) {
-    out = cJSON_CreateArray();
-    for (lua_Integer i = 1; out && i <= n; i++) {
+    cJSON *arr = cJSON_CreateArray();
+    bad = attach(e, parent, key, arr);
+    for (lua_Integer i = 1; !bad && i <= n; i++) {
       yz_fmt(e->path + plen, sizeof e->path - plen, "[%lld]", (long long)i);
       lua_rawgeti(L, idx, i);
-      out = attach(out, NULL, to_json(e, lua_gettop(L)));
+      bad = add_value(e, lua_gettop(L), arr, NULL);
       lua_pop(L, 1);
     }
   } else {
-    /* Collect keys, sort them, then add in order for stable output. */
-    size_t cap = 16, nk = 0;
-    char **keys = yz_xmalloc(cap * sizeof *keys);
-    out = cJSON_CreateObject();
+    cJSON *obj = cJSON_CreateObject();
+    bad = attach(e, parent, key, obj);
+    size_t nk = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       lua_pop(L, 1);
-      char buf[32];
-      const char *k;
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        k = lua_tostring(L, -1);
-      } else if (lua_isinteger(L, -1)) {
-        yz_fmt(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, -1));
-        k = buf;
-      } else {
-        const char *tn = luaL_typename(L, -1);
-        lua_pop(L, 1);
-        for (size_t i = 0; i < nk; i++) free(keys[i]);
-        free(keys);
-        cJSON_Delete(out);
-        e->depth--;
-        return failf(e, "JSON object keys are strings; got a key of type ", tn);
-      }
-      if (nk == cap) keys = yz_xrealloc(keys, (cap *= 2) * sizeof *keys);
-      keys[nk++] = yz_strdup(k);
+      nk++;
     }
-    qsort(keys, nk, sizeof *keys, cmp_str);
-    for (size_t i = 1; i < nk && out; i++)
-      if (strcmp(keys[i - 1], keys[i]) == 0) {
+    keyent *keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *keys, 0);
+    int anchor = lua_gettop(L);
+    size_t k = 0;
+    lua_pushnil(L);
+    while (!bad && lua_next(L, idx)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t len;
+        keys[k].s = lua_tolstring(L, -1, &len);
+        if (!valid_utf8((const unsigned char *)keys[k].s, len) ||
+            strlen(keys[k].s) != len) {
+          bad = fail(e, "an object key that is not valid UTF-8 text");
+          lua_pop(L, 1);
+          break;
+        }
+      } else if (lua_isinteger(L, -1)) {
+        keys[k].s = NULL;
+        keys[k].i = lua_tointeger(L, -1);
+        yz_fmt(keys[k].text, sizeof keys[k].text, "%lld", (long long)keys[k].i);
+      } else {
+        bad = failf(e, "JSON object keys are strings; got a key of type ",
+                    luaL_typename(L, -1));
+        lua_pop(L, 1);
+        break;
+      }
+      k++;
+    }
+    if (!bad) qsort(keys, nk, sizeof *keys, cmp_keys);
+    for (size_t i = 1; !bad && i < nk; i++)
+      if (strcmp(key_name(&keys[i - 1]), key_name(&keys[i])) == 0) {
         /* Only an integer key and its string twin can collide: one of the
         ** two values would be lost. */
         char msg[200];
         yz_fmt(msg, sizeof msg, "the keys %s and \"%s\" are one JSON key",
-               keys[i], keys[i]);
-        cJSON_Delete(out);
-        out = fail(e, msg);
+               key_name(&keys[i]), key_name(&keys[i]));
+        bad = fail(e, msg);
       }
-    for (size_t i = 0; i < nk && out; i++) {
-      yz_fmt(e->path + plen, sizeof e->path - plen, ".%s", keys[i]);
-      if (lua_getfield(L, idx, keys[i]) == LUA_TNIL) {
-        /* the key was an integer written as a string */
-        lua_pop(L, 1);
-        lua_geti(L, idx, strtoll(keys[i], NULL, 10));
-      }
-      out = attach(out, keys[i], to_json(e, lua_gettop(L)));
+    for (size_t i = 0; !bad && i < nk; i++) {
+      yz_fmt(e->path + plen, sizeof e->path - plen, ".%s", key_name(&keys[i]));
+      if (keys[i].s)
+        lua_pushstring(L, keys[i].s);
+      else
+        lua_pushinteger(L, keys[i].i);
+      lua_rawget(L, idx); /* raw: no plugin code runs inside the encoder */
+      bad = add_value(e, lua_gettop(L), obj, key_name(&keys[i]));
       lua_pop(L, 1);
     }
-    for (size_t i = 0; i < nk; i++) free(keys[i]);
-    free(keys);
+    lua_settop(L, anchor - 1);
   }
   e->path[plen] = '\0';
   e->depth--;
-  return out;
+  return bad;
 }
 
-static cJSON *to_json(enc *e, int idx) {
+static int add_value(enc *e, int idx, cJSON *parent, const char *key) {
   lua_State *L = e->L;
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: return cJSON_CreateNull();
-    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNIL: return attach(e, parent, key, cJSON_CreateNull());
+    case LUA_TBOOLEAN:
+      return attach(e, parent, key, cJSON_CreateBool(lua_toboolean(L, idx)));
     case LUA_TNUMBER: {
+      char buf[40];
       if (lua_isinteger(L, idx)) {
-        char buf[32];
         yz_fmt(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
-        return cJSON_CreateRaw(buf);
+        return attach(e, parent, key, cJSON_CreateRaw(buf));
       }
       double d = lua_tonumber(L, idx);
       if (isnan(d) || isinf(d))
         return fail(e, "NaN or infinity cannot be encoded");
       /* The shortest of %.15g/%.17g that reads back as the same double. */
-      char buf[40];
       yz_fmt(buf, sizeof buf, "%.15g", d);
       if (strtod(buf, NULL) != d) yz_fmt(buf, sizeof buf, "%.17g", d);
       if (!strpbrk(buf, ".eEn")) {
         size_t bl = strlen(buf); /* keep it a float: 2.0 stays "2.0" */
         yz_fmt(buf + bl, sizeof buf - bl, ".0");
       }
-      return cJSON_CreateRaw(buf);
+      return attach(e, parent, key, cJSON_CreateRaw(buf));
     }
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
       if (!valid_utf8((const unsigned char *)s, n) || strlen(s) != n)
         return fail(e, "a string that is not valid UTF-8 text");
-      return cJSON_CreateString(s);
+      return attach(e, parent, key, cJSON_CreateString(s));
     }
-    case LUA_TTABLE: return table_to_json(e, idx);
+    case LUA_TTABLE: return add_table(e, idx, parent, key);
     case LUA_TLIGHTUSERDATA:
-      if (lua_touserdata(L, idx) == NULL) return cJSON_CreateNull();
+      if (lua_touserdata(L, idx) == NULL)
+        return attach(e, parent, key, cJSON_CreateNull());
       /* fall through */
     default:
       return failf(e, "cannot encode as JSON a value of type ",
@@ -228,20 +252,53 @@ static cJSON *to_json(enc *e, int idx) {
   }
 }
 
-/* Does yz_json_encode, compact or indented. Both print the one tree, whose
-** numbers are raw text: re-parsing the compact text to indent it would turn
-** them into doubles (9007199254740993 would print as 9.00719925474099e+15). */
-static int encode(lua_State *L, int idx, int pretty, yz_buf *out, char *err,
-                  size_t errlen) {
-  enc e = {.L = L, .err = err, .errlen = errlen};
-  cJSON *j = to_json(&e, lua_absindex(L, idx));
-  if (!j) return 1;
+static int encode_protected(lua_State *L) {
+  enc *e = lua_touserdata(L, 1);
+  e->L = L;
+  add_value(e, 2, NULL, NULL);
+  return 0;
+}
+
+/* Builds the tree for the value at idx, running protected: a Lua error
+** (the plugin's memory cap) frees what was built instead of leaking it.
+** Returns the tree, or NULL with err set. */
+static cJSON *build(lua_State *L, int idx, char *err, size_t errlen) {
+  enc e = {.err = err, .errlen = errlen};
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, encode_protected);
+  lua_pushlightuserdata(L, &e);
+  lua_pushvalue(L, idx);
+  int rc = lua_pcall(L, 2, 0, 0);
+  if (rc != LUA_OK) {
+    yz_fmt(err, errlen, "%s",
+           rc == LUA_ERRMEM ? "memory limit exceeded while encoding JSON"
+                            : lua_tostring(L, -1));
+    lua_pop(L, 1);
+    e.failed = 1;
+  }
+  if (e.failed) {
+    cJSON_Delete(e.root);
+    return NULL;
+  }
+  return e.root;
+}
+
+/* Prints the tree compact or indented. Both print the one tree, whose
+** numbers are raw text: re-parsing compact text to indent it would turn them
+** into doubles (9007199254740993 would print as 9.00719925474099e+15).
+** Returns a malloc'd string, or NULL with err set. */
+static char *print_tree(cJSON *j, int pretty, char *err, size_t errlen) {
   char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
-  if (!s) {
-    yz_fmt(err, errlen, "out of memory while encoding JSON");
-    return 1;
-  }
+  if (!s) yz_fmt(err, errlen, "out of memory while encoding JSON");
+  return s;
+}
+
+int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
+                   size_t errlen) {
+  cJSON *j = build(L, idx, err, errlen);
+  char *s = j ? print_tree(j, 0, err, errlen) : NULL;
+  if (!s) return 1;
   int rc = yz_buf_adds(out, s);
   free(s);
   if (rc != YZ_OK) {
@@ -251,9 +308,18 @@ static int encode(lua_State *L, int idx, int pretty, yz_buf *out, char *err,
   return 0;
 }
 
-int yz_json_encode(lua_State *L, int idx, yz_buf *out, char *err,
-                   size_t errlen) {
-  return encode(L, idx, 0, out, err, errlen);
+static int push_bytes(lua_State *L) {
+  lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+  return 1;
+}
+
+int yz_lapi_push_free(lua_State *L, char *s, size_t n) {
+  lua_pushcfunction(L, push_bytes);
+  lua_pushlightuserdata(L, s);
+  lua_pushinteger(L, (lua_Integer)n);
+  int rc = lua_pcall(L, 2, 1, 0);
+  free(s);
+  return rc;
 }
 
 /* ---------------------------------------------------------------- decode */
@@ -343,15 +409,11 @@ static int l_encode(lua_State *L) {
     pretty = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  yz_buf b;
-  yz_buf_init(&b, 64u << 20);
   char err[400];
-  if (encode(L, 1, pretty, &b, err, sizeof err) != 0) {
-    yz_buf_free(&b);
-    return luaL_error(L, "json.encode: %s", err);
-  }
-  lua_pushlstring(L, yz_buf_str(&b), b.len);
-  yz_buf_free(&b);
+  cJSON *j = build(L, 1, err, sizeof err);
+  char *s = j ? print_tree(j, pretty, err, sizeof err) : NULL;
+  if (!s) return luaL_error(L, "json.encode: %s", err);
+  if (yz_lapi_push_free(L, s, strlen(s)) != LUA_OK) return lua_error(L);
   return 1;
 }
 

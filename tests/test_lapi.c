@@ -270,6 +270,49 @@ static void json_encode_refuses_text_that_is_not_utf8(void **state) {
   EXPECT(f, "host.json.encode({ '\\u{10FFFF}', '𠀋' }) ~= nil", "true");
 }
 
+static void json_encode_refuses_keys_that_are_not_utf8(void **state) {
+  fixture *f = *state;
+  EXPECT(f, "select(2, pcall(host.json.encode, { a = { ['\\255'] = 1 } }))",
+         "\"json.encode: an object key that is not valid UTF-8 text at .a\"");
+}
+
+static void json_encode_reads_tables_raw_and_runs_no_plugin_code(void **state) {
+  fixture *f = *state;
+  EXPECT(f,
+         "local t = setmetatable({ a = 1 }, { __index = function() "
+         "error('ran') end, __pairs = function() error('ran') end })\n"
+         "return host.json.encode({ t = t })",
+         "\"{\\\"t\\\":{\\\"a\\\":1}}\"");
+}
+
+static void json_encode_at_the_memory_cap_fails_cleanly(void **state) {
+  fixture *f = *state;
+  /* Fill the plugin's state to its cap, then encode repeatedly: each
+  ** attempt fails with a message, and under ASan and valgrind (test.sh)
+  ** nothing the encoder built in C is leaked. */
+  yz_host_close(f->h);
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { alpha = {}, beta = {} }\n"
+           "plugin_limits = { alpha = { memory_mb = 4 } }\n");
+  f->h = tu_host(f->dir);
+  assert_int_equal(yz_host_start(f->h), YZ_OK);
+  f->a = yz_plugin_find(f->h, "alpha");
+  const char *out =
+      works(f, f->a,
+            "local big = {}\n"
+            "for i = 1, 2000 do big[i] = { name = 'child ' .. i, n = i } end\n"
+            "local hog, failures = {}, 0\n"
+            "pcall(function() while true do hog[#hog + 1] = {} end end)\n"
+            "for _ = 1, 50 do\n"
+            "  local ok = pcall(host.json.encode, big)\n"
+            "  if not ok then failures = failures + 1 end\n"
+            "end\n"
+            "hog = nil\n"
+            "collectgarbage()\n"
+            "return failures, #host.json.encode(big) > 0");
+  assert_string_equal(out, "50\ttrue");
+}
+
 static void json_encode_refuses_a_boolean_key(void **state) {
   fixture *f = *state;
   EXPECT(f, "select(2, pcall(host.json.encode, { a = { [true] = 1 } }))",
@@ -863,6 +906,9 @@ int main(void) {
       T(json_encode_refuses_a_function_naming_the_path),
       T(json_encode_refuses_nan_and_infinity),
       T(json_encode_refuses_text_that_is_not_utf8),
+      T(json_encode_refuses_keys_that_are_not_utf8),
+      T(json_encode_reads_tables_raw_and_runs_no_plugin_code),
+      T(json_encode_at_the_memory_cap_fails_cleanly),
       T(json_encode_refuses_a_boolean_key),
       T(json_encode_refuses_a_number_key_and_its_string_twin),
       T(json_array_mark_cannot_install_a_finalizer),
