@@ -138,6 +138,16 @@ static int add_table(enc *e, int idx, cJSON *parent, const char *key) {
   lua_Integer n = sequence_len(L, idx);
   int bad = 0;
   e->depth++;
+  if (n == 0 && is_array_marked(L, idx)) {
+    lua_pushnil(L);
+    if (lua_next(L, idx)) { /* marked as an array, but not a sequence */
+      lua_pop(L, 2);
+      e->depth--;
+      return fail(e,
+                  "a table marked with json.array has keys other than "
+                  "1..n");
+    }
+  }
   if (n > 0 || is_array_marked(L, idx)) {
     cJSON *arr = cJSON_CreateArray();
     bad = attach(e, parent, key, arr);

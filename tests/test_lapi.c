@@ -313,6 +313,16 @@ static void json_encode_at_the_memory_cap_fails_cleanly(void **state) {
   assert_string_equal(out, "50\ttrue");
 }
 
+static void json_array_refuses_a_table_that_is_not_a_sequence(void **state) {
+  fixture *f = *state;
+  EXPECT(f,
+         "select(2, pcall(host.json.encode, { x = host.json.array({ a = 1 }) "
+         "}))",
+         "\"json.encode: a table marked with json.array has keys other than "
+         "1..n at .x\"");
+  EXPECT(f, "host.json.encode(host.json.array({ 1, 2 }))", "\"[1,2]\"");
+}
+
 static void json_encode_refuses_a_boolean_key(void **state) {
   fixture *f = *state;
   EXPECT(f, "select(2, pcall(host.json.encode, { a = { [true] = 1 } }))",
@@ -909,6 +919,7 @@ int main(void) {
       T(json_encode_refuses_keys_that_are_not_utf8),
       T(json_encode_reads_tables_raw_and_runs_no_plugin_code),
       T(json_encode_at_the_memory_cap_fails_cleanly),
+      T(json_array_refuses_a_table_that_is_not_a_sequence),
       T(json_encode_refuses_a_boolean_key),
       T(json_encode_refuses_a_number_key_and_its_string_twin),
       T(json_array_mark_cannot_install_a_finalizer),
