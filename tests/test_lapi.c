@@ -66,27 +66,14 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Runs code in p; it must succeed. Returns the rendered results (valid until
-** the next eval). */
+/* Runs code in p; it must succeed (works) or fail (fails). Returns the
+** rendering or the message, valid until the next eval. */
 static const char *works(fixture *f, yz_plugin *p, const char *code) {
-  yz_buf_reset(&f->out);
-  int rc = yz_plugin_eval(p, code, &f->out);
-  if (rc != YZ_OK)
-    fprintf(stderr, "expected success from:\n  %s\ngot:\n  %s\n", code,
-            yz_buf_str(&f->out));
-  assert_int_equal(rc, YZ_OK);
-  return yz_buf_str(&f->out);
+  return tu_eval(p, code, &f->out, YZ_OK);
 }
 
-/* Runs code in p; it must fail. Returns the message (with traceback). */
 static const char *fails(fixture *f, yz_plugin *p, const char *code) {
-  yz_buf_reset(&f->out);
-  int rc = yz_plugin_eval(p, code, &f->out);
-  if (rc != YZ_ERR)
-    fprintf(stderr, "expected an error from:\n  %s\ngot:\n  %s\n", code,
-            yz_buf_str(&f->out));
-  assert_int_equal(rc, YZ_ERR);
-  return yz_buf_str(&f->out);
+  return tu_eval(p, code, &f->out, YZ_ERR);
 }
 
 /* Runs code in alpha and checks its rendering. */

@@ -129,6 +129,16 @@ int64_t tu_int(yz_store *s, const char *sql) {
   return v.i;
 }
 
+const char *tu_eval(yz_plugin *p, const char *code, yz_buf *out, int want) {
+  yz_buf_reset(out);
+  int rc = yz_plugin_eval(p, code, out);
+  if (rc != want)
+    fprintf(stderr, "expected %s from:\n  %s\ngot:\n  %s\n",
+            want == YZ_OK ? "success" : "an error", code, yz_buf_str(out));
+  assert_int_equal(rc, want);
+  return yz_buf_str(out);
+}
+
 static char *slurp_fd(int fd) {
   yz_buf b;
   yz_buf_init(&b, 64u << 20);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "buf.h"
 #include "host.h"
 
 /* Creates a fresh scratch directory (removed by tu_rmrf) and returns it in
@@ -35,6 +36,11 @@ yz_host *tu_host(const char *dir);
 ** column must be one). Either fails the test if there is no row. */
 char *tu_query(yz_store *s, const char *sql);
 int64_t tu_int(yz_store *s, const char *sql);
+
+/* Runs code in p through yz_plugin_eval into out (emptied first) and
+** asserts the result is 'want' (YZ_OK or YZ_ERR), showing the output when
+** it is not. Returns the rendering or the error, valid until out changes. */
+const char *tu_eval(yz_plugin *p, const char *code, yz_buf *out, int want);
 
 /* The result of running the yizhan binary. */
 typedef struct tu_run {
