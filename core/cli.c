@@ -5,6 +5,7 @@
 */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "buf.h"
 #include "host.h"
 #include "loop.h"
+#include "spec.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -403,6 +405,101 @@ static int cmd_eval(const char *dir, int argc, char **argv) {
   return rc == YZ_OK ? EXIT_OK : EXIT_FAIL;
 }
 
+/* ------------------------------------------------------------------ spec */
+
+/* Parses "YYYY-MM-DD HH:MM" (or "YYYY-MM-DDTHH:MM") as local time in tz. */
+static int parse_local(const char *s, const char *tz, int64_t *out) {
+  char date[11];
+  int64_t day;
+  if (strlen(s) != 16 || (s[10] != ' ' && s[10] != 'T')) return -1;
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  if (yz_parse_date(date, &day) != 0) return -1;
+  if (!isdigit((unsigned char)s[11]) || !isdigit((unsigned char)s[12]) ||
+      s[13] != ':' || !isdigit((unsigned char)s[14]) ||
+      !isdigit((unsigned char)s[15]))
+    return -1;
+  int h = (s[11] - '0') * 10 + s[12] - '0',
+      m = (s[14] - '0') * 10 + s[15] - '0';
+  if (h > 23 || m > 59) return -1;
+  *out = yz_clock_from_local(tz, day, h, m, 0);
+  return 0;
+}
+
+static int cmd_spec(const char *dir, int argc, char **argv) {
+  const char *text = NULL, *from = NULL, *tz = NULL;
+  long count = 5;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
+      from = argv[++i];
+    } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+      char *end;
+      count = strtol(argv[++i], &end, 10);
+      if (*end || count < 1 || count > 100000)
+        return usage_error("--count wants a number from 1 to 100000");
+    } else if (strcmp(argv[i], "--tz") == 0 && i + 1 < argc) {
+      tz = argv[++i];
+    } else if (!text && argv[i][0] != '-') {
+      text = argv[i];
+    } else {
+      return usage_error(
+          "usage: yizhan spec 'SPEC' [--from 'YYYY-MM-DD "
+          "HH:MM'] [--count N] [--tz ZONE]");
+    }
+  }
+  if (!text) return usage_error("spec needs a schedule to check");
+  /* The data directory's config supplies the zone and the calendar when
+  ** there is one; without it the defaults do, so anyone can check a spec. */
+  char path[4096], err[YZ_ERRMSG_MAX];
+  yz_fmt(path, sizeof path, "%s/yizhan.conf.lua", dir);
+  yz_config *cfg = NULL;
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (yz_config_load(path, &cfg, err, sizeof err) != YZ_OK) {
+      fprintf(stderr, "yizhan: %s\n", err);
+      return EXIT_FAIL;
+    }
+  } else {
+    cfg = yz_config_defaults();
+  }
+  if (!tz) tz = cfg->timezone;
+  char zone[600];
+  yz_fmt(zone, sizeof zone, "/usr/share/zoneinfo/%s", tz);
+  int rc = EXIT_OK;
+  yz_spec *spec = NULL;
+  int64_t t;
+  if (tz[0] == '/' || strstr(tz, "..") || stat(zone, &st) != 0) {
+    fprintf(stderr, "yizhan: unknown time zone '%s'\n", tz);
+    rc = EXIT_USAGE;
+  } else if (from && parse_local(from, tz, &t) != 0) {
+    fprintf(stderr, "yizhan: --from '%s': expected 'YYYY-MM-DD HH:MM'\n", from);
+    rc = EXIT_USAGE;
+  } else if (yz_spec_parse(text, &cfg->calendar, &spec, err, sizeof err) !=
+             YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", err);
+    rc = EXIT_FAIL;
+  } else {
+    if (!from) {
+      yz_clock clock;
+      yz_clock_init(&clock);
+      t = yz_clock_now_ms(&clock) / 1000;
+    }
+    for (long i = 0; i < count; i++) {
+      if (yz_spec_next(spec, tz, t, &t) != YZ_OK) {
+        fprintf(stderr, "yizhan: \"%s\" fires no more%s\n", text,
+                i ? " after that" : "");
+        break;
+      }
+      char iso[40];
+      yz_clock_iso_local(tz, t, iso, sizeof iso);
+      printf("%s\n", iso);
+    }
+  }
+  yz_spec_free(spec);
+  yz_config_free(cfg);
+  return rc;
+}
+
 /* ------------------------------------------------------------------ help */
 
 static const cmd commands[] = {
@@ -430,6 +527,15 @@ static const cmd commands[] = {
     {"eval", cmd_eval, "eval PLUGIN 'lua code'",
      "Runs a snippet inside PLUGIN's sandbox, with 'host' and 'options' in\n"
      "scope, and prints the result. An expression shows its value."},
+    {"spec", cmd_spec,
+     "spec 'SPEC' [--from 'YYYY-MM-DD HH:MM'] [--count N] [--tz ZONE]",
+     "Prints the next N (default 5) times a schedule fires, one a line as\n"
+     "YYYY-MM-DDTHH:MM:SS+hh:mm in local time, or why the spec is wrong.\n"
+     "The zone and the school calendar come from DIR's configuration when\n"
+     "there is one. Specs: 5-field cron ('0 9 1 * *', names, ranges, steps,\n"
+     "L), @daily and the like, 'every 15m', 'at 2026-12-01 09:00', and\n"
+     "calendar dates: 'on term.start 08:00', '3 days before term.end 09:00',\n"
+     "'on spring_festival -7 days 09:00'."},
     {NULL, NULL, NULL, NULL}};
 
 static void print_help(FILE *f) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "sandbox.h"
 #include "yz.h"
 
@@ -51,6 +52,25 @@ static const char template_text[] =
     "\n"
     "-- Limits for one plugin, overriding the ones above.\n"
     "-- plugin_limits = { registry = { memory_mb = 256 } }\n"
+    "\n"
+    "-- The school calendar: terms (start, mid-term, end), holidays and the\n"
+    "-- Spring Festival of each year, as \"YYYY-MM-DD\". Schedules can be\n"
+    "-- relative to these dates (\"3 days before term.end 09:00\").\n"
+    "-- calendar = {}\n"
+    "-- For example:\n"
+    "--   calendar = {\n"
+    "--     terms = {\n"
+    "--       { name = \"2026秋\", start = \"2026-09-01\", mid = "
+    "\"2026-11-09\", "
+    "[\"end\"] = \"2027-01-22\" },\n"
+    "--       { name = \"2027春\", start = \"2027-02-22\", mid = "
+    "\"2027-04-19\", "
+    "[\"end\"] = \"2027-07-02\" },\n"
+    "--     },\n"
+    "--     holidays = { { name = \"国庆\", from = \"2026-10-01\", to = "
+    "\"2026-10-07\" } },\n"
+    "--     spring_festival = { [\"2027\"] = \"2027-02-06\" },\n"
+    "--   }\n"
     "\n"
     "-- Enabled plugins, each with its option overrides (an empty table keeps\n"
     "-- the plugin's defaults; false lists it but keeps it disabled).\n"
@@ -387,9 +407,221 @@ static int check_zone(check_ctx *k, const char *tz) {
   return 0;
 }
 
+/* ------------------------------------------------------------- calendar */
+
+/* Reads a "YYYY-MM-DD" field of the table at idx into *day. */
+static int want_date(check_ctx *k, int idx, const char *field, const char *path,
+                     int64_t *day) {
+  lua_State *L = k->L;
+  char sub[512];
+  yz_fmt(sub, sizeof sub, "%s.%s", path, field);
+  lua_getfield(L, idx, field);
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    const char *tn = type_of(L, -1);
+    lua_pop(L, 1);
+    return fail(k, sub, "expected a date \"YYYY-MM-DD\", got %s", tn);
+  }
+  if (yz_parse_date(lua_tostring(L, -1), day) != 0) {
+    char got[64];
+    yz_fmt(got, sizeof got, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return fail(k, sub, "'%s' is not a date (expected YYYY-MM-DD)", got);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Only the listed keys may appear in the table at idx. */
+static int only_keys(check_ctx *k, int idx, const char *path,
+                     const char *const *known) {
+  lua_State *L = k->L;
+  char sub[512], hint[128];
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *key =
+        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; key && known[i]; i++) ok |= strcmp(key, known[i]) == 0;
+    if (!ok) {
+      suggest(key ? key : "", known, hint, sizeof hint);
+      yz_fmt(sub, sizeof sub, "%s.%s", path, key ? key : "?");
+      lua_pop(L, 1);
+      return fail(k, sub, "unknown key%s", hint);
+    }
+  }
+  return 0;
+}
+
+static int list_of_tables(check_ctx *k, int idx, const char *path) {
+  if (!lua_istable(k->L, idx))
+    return fail(k, path, "expected a list of tables, got %s",
+                type_of(k->L, idx));
+  return 0;
+}
+
+static const char *const calendar_keys[] = {"terms", "holidays",
+                                            "spring_festival", NULL};
+static const char *const term_keys[] = {"name", "start", "mid", "end", NULL};
+static const char *const holiday_keys[] = {"name", "from", "to", NULL};
+
+static int cmp_term(const void *a, const void *b) {
+  const yz_term *x = a, *y = b;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_holiday(const void *a, const void *b) {
+  const yz_holiday *x = a, *y = b;
+  return x->from < y->from ? -1 : x->from > y->from;
+}
+
+static int cmp_day(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int check_terms(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_calendar *cal = &k->c->calendar;
+  if (list_of_tables(k, idx, "calendar.terms")) return 1;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  cal->terms = yz_xcalloc((size_t)n + 1, sizeof *cal->terms);
+  for (lua_Integer i = 1; i <= n; i++) {
+    char path[64];
+    yz_fmt(path, sizeof path, "calendar.terms[%lld]", (long long)i);
+    lua_rawgeti(L, idx, i);
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      return fail(k, path,
+                  "expected { name = ..., start = ..., mid = ..., "
+                  "[\"end\"] = ... }, got %s",
+                  type_of(L, t));
+    if (only_keys(k, t, path, term_keys)) return 1;
+    yz_term *term = &cal->terms[cal->nterms++];
+    lua_getfield(L, t, "name");
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return fail(k, path, "name: expected a string, got %s", type_of(L, -1));
+    term->name = yz_strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (want_date(k, t, "start", path, &term->start) ||
+        want_date(k, t, "mid", path, &term->mid) ||
+        want_date(k, t, "end", path, &term->end))
+      return 1;
+    if (!(term->start <= term->mid && term->mid <= term->end))
+      return fail(k, path, "expected start <= mid <= end");
+    lua_pop(L, 1);
+  }
+  qsort(cal->terms, (size_t)cal->nterms, sizeof *cal->terms, cmp_term);
+  for (int i = 1; i < cal->nterms; i++)
+    if (cal->terms[i].start <= cal->terms[i - 1].end)
+      return fail(k, "calendar.terms", "terms '%s' and '%s' overlap",
+                  cal->terms[i - 1].name, cal->terms[i].name);
+  return 0;
+}
+
+static int check_holidays(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_calendar *cal = &k->c->calendar;
+  if (list_of_tables(k, idx, "calendar.holidays")) return 1;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  cal->holidays = yz_xcalloc((size_t)n + 1, sizeof *cal->holidays);
+  for (lua_Integer i = 1; i <= n; i++) {
+    char path[64];
+    yz_fmt(path, sizeof path, "calendar.holidays[%lld]", (long long)i);
+    lua_rawgeti(L, idx, i);
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t))
+      return fail(k, path,
+                  "expected { name = ..., from = ..., to = ... }, "
+                  "got %s",
+                  type_of(L, t));
+    if (only_keys(k, t, path, holiday_keys)) return 1;
+    yz_holiday *h = &cal->holidays[cal->nholidays++];
+    lua_getfield(L, t, "name");
+    h->name =
+        yz_strdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+    if (want_date(k, t, "from", path, &h->from) ||
+        want_date(k, t, "to", path, &h->to))
+      return 1;
+    if (h->from > h->to) return fail(k, path, "expected from <= to");
+    lua_pop(L, 1);
+  }
+  qsort(cal->holidays, (size_t)cal->nholidays, sizeof *cal->holidays,
+        cmp_holiday);
+  return 0;
+}
+
+static int check_spring(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_calendar *cal = &k->c->calendar;
+  if (!lua_istable(L, idx))
+    return fail(k, "calendar.spring_festival",
+                "expected a table of "
+                "[\"YYYY\"] = \"YYYY-MM-DD\", got %s",
+                type_of(L, idx));
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  cal->spring = yz_xcalloc(n + 1, sizeof *cal->spring);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    char year[16], path[64];
+    int key_ok = lua_type(L, -2) == LUA_TSTRING ||
+                 (lua_isinteger(L, -2) && lua_tointeger(L, -2) > 0);
+    if (lua_type(L, -2) == LUA_TSTRING)
+      yz_fmt(year, sizeof year, "%s", lua_tostring(L, -2));
+    else if (key_ok)
+      yz_fmt(year, sizeof year, "%lld", (long long)lua_tointeger(L, -2));
+    yz_fmt(path, sizeof path, "calendar.spring_festival");
+    if (!key_ok || strlen(year) != 4) {
+      lua_pop(L, 2);
+      return fail(k, path, "keys are years such as \"2027\"");
+    }
+    int64_t day;
+    if (lua_type(L, -1) != LUA_TSTRING ||
+        yz_parse_date(lua_tostring(L, -1), &day) != 0 ||
+        strncmp(lua_tostring(L, -1), year, 4) != 0) {
+      lua_pop(L, 2);
+      return fail(k, path,
+                  "[\"%s\"]: expected a date in %s as "
+                  "\"YYYY-MM-DD\"",
+                  year, year);
+    }
+    cal->spring[cal->nspring++] = day;
+    lua_pop(L, 1);
+  }
+  qsort(cal->spring, (size_t)cal->nspring, sizeof *cal->spring, cmp_day);
+  return 0;
+}
+
+static int check_calendar(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  if (!lua_istable(L, idx))
+    return fail(k, "calendar",
+                "expected a table { terms = ..., holidays = "
+                "..., spring_festival = ... }, got %s",
+                type_of(L, idx));
+  if (only_keys(k, idx, "calendar", calendar_keys)) return 1;
+  int bad = 0;
+  if (lua_getfield(L, idx, "terms") != LUA_TNIL)
+    bad = check_terms(k, lua_gettop(L));
+  lua_settop(L, idx);
+  if (!bad && lua_getfield(L, idx, "holidays") != LUA_TNIL)
+    bad = check_holidays(k, lua_gettop(L));
+  lua_settop(L, idx);
+  if (!bad && lua_getfield(L, idx, "spring_festival") != LUA_TNIL)
+    bad = check_spring(k, lua_gettop(L));
+  lua_settop(L, idx);
+  return bad;
+}
+
 static const char *const top_keys[] = {
-    "timezone", "database",      "log_level", "plugin_path",
-    "limits",   "plugin_limits", "plugins",   NULL};
+    "timezone",      "database", "log_level", "plugin_path", "limits",
+    "plugin_limits", "plugins",  "calendar",  NULL};
 
 static int check_all(check_ctx *k, int env) {
   lua_State *L = k->L;
@@ -463,6 +695,10 @@ static int check_all(check_ctx *k, int env) {
   lua_pop(L, 1);
   if (lua_getfield(L, env, "plugin_limits") != LUA_TNIL &&
       check_plugin_limits(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "calendar") != LUA_TNIL &&
+      check_calendar(k, lua_gettop(L)))
     return 1;
   lua_pop(L, 1);
   return 0;
@@ -577,6 +813,7 @@ int yz_config_load(const char *path, yz_config **out, char *err,
 
 void yz_config_free(yz_config *c) {
   if (!c) return;
+  yz_calendar_clear(&c->calendar);
   free(c->path);
   free(c->timezone);
   free(c->database);

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "calendar.h"
+
 struct lua_State;
 
 typedef struct yz_limits {
@@ -37,6 +39,7 @@ typedef struct yz_config {
   yz_limits limits;        /* defaults for every plugin */
   yz_plugin_conf *plugins; /* the 'plugins' table, in file order */
   int nplugins;            /* entries in plugins */
+  yz_calendar calendar;    /* the school calendar (empty when not given) */
   struct yz_sandbox *sb;   /* the evaluated file, kept for option tables */
   char *source;            /* the file's text, for locating keys */
 } yz_config;

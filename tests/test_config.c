@@ -386,6 +386,7 @@ static void an_empty_file_gives_every_default(void **state) {
   assert_string_equal(c->database, "yizhan.db");
   assert_string_equal(c->log_level, "info");
   assert_int_equal(c->nplugin_path, 0);
+  assert_int_equal(c->calendar.nterms, 0);
   assert_int_equal(c->nplugins, 0);
   assert_true(c->limits.memory == (size_t)64 << 20);
   assert_true(c->limits.instructions == 1000000000LL);
@@ -521,7 +522,7 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
     line += len;
   }
   out[o] = '\0';
-  assert_int_equal(uncommented, 5);
+  assert_int_equal(uncommented, 6);
   yz_config *c = load_ok(f, out);
   free(out);
   yz_config *d = yz_config_defaults();
@@ -529,6 +530,7 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
   assert_string_equal(c->database, d->database);
   assert_string_equal(c->log_level, d->log_level);
   assert_int_equal(c->nplugin_path, 0);
+  assert_int_equal(c->calendar.nterms, 0);
   assert_true(c->limits.memory == d->limits.memory);
   assert_true(c->limits.instructions == d->limits.instructions);
   assert_int_equal(c->limits.quarantine_after, d->limits.quarantine_after);
