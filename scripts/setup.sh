@@ -13,6 +13,7 @@ packages=(
   libcmocka-dev                 # C unit tests
   lua-check                     # lint for the shipped plugins
   tzdata                        # the IANA zones the config is checked against
+  systemd                       # systemd-analyze: the cron cross-check in tests
   valgrind                      # memory checks in scripts/test.sh
 )
 

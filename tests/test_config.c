@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "clock.h"
 #include "testutil.h"
 
 typedef struct fixture {
@@ -537,6 +538,76 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
   yz_config_free(d);
 }
 
+/* ------------------------------------------------------------- calendar */
+
+static void a_school_calendar_is_read_sorted(void **state) {
+  fixture *f = *state;
+  yz_config *c = load_ok(
+      f,
+      "calendar = {\n"
+      "  terms = {\n"
+      "    { name = '2027春', start = '2027-02-22', mid = '2027-04-19', "
+      "['end'] = '2027-07-02' },\n"
+      "    { name = '2026秋', start = '2026-09-01', mid = '2026-11-09', "
+      "['end'] = '2027-01-22' },\n"
+      "  },\n"
+      "  holidays = { { name = '国庆', from = '2026-10-01', to = '2026-10-07' "
+      "} "
+      "},\n"
+      "  spring_festival = { ['2028'] = '2028-01-26', ['2027'] = '2027-02-06' "
+      "},\n"
+      "}\n");
+  assert_int_equal(c->calendar.nterms, 2);
+  assert_string_equal(c->calendar.terms[0].name, "2026秋");
+  int64_t d;
+  yz_parse_date("2026-11-09", &d);
+  assert_true(c->calendar.terms[0].mid == d);
+  assert_int_equal(c->calendar.nholidays, 1);
+  assert_int_equal(c->calendar.nspring, 2);
+  yz_parse_date("2027-02-06", &d);
+  assert_true(c->calendar.spring[0] == d);
+}
+
+static void a_bad_calendar_names_the_entry_and_line(void **state) {
+  fixture *f = *state;
+  const char *e =
+      load_fails(f,
+                 "calendar = {\n"
+                 "  terms = {\n"
+                 "    { name = 'a', start = '2026-09-01', mid = '2026-11-31', "
+                 "['end'] = '2027-01-22' },\n"
+                 "  },\n"
+                 "}\n");
+  assert_true(tu_contains(e,
+                          "calendar.terms[1].mid: '2026-11-31' is not a "
+                          "date (expected YYYY-MM-DD)"));
+  assert_true(tu_contains(e, at_line(f, 2)));
+  e = load_fails(f,
+                 "calendar = { terms = { { name = 'a', start = '2026-09-01', "
+                 "mid = '2026-08-01', ['end'] = '2027-01-22' } } }\n");
+  assert_true(
+      tu_contains(e, "calendar.terms[1]: expected start <= mid <= end"));
+  e = load_fails(f,
+                 "calendar = { terms = {\n"
+                 " { name = 'a', start = '2026-09-01', mid = '2026-11-01', "
+                 "['end'] = '2027-01-22' },\n"
+                 " { name = 'b', start = '2027-01-10', mid = '2027-04-01', "
+                 "['end'] = '2027-07-01' } } }\n");
+  assert_true(tu_contains(e, "terms 'a' and 'b' overlap"));
+  e = load_fails(f, "calendar = { term = {} }\n");
+  assert_true(tu_contains(e,
+                          "calendar.term: unknown key (did you mean "
+                          "'terms'?)"));
+  e = load_fails(f,
+                 "calendar = { spring_festival = { ['2027'] = '2028-01-26' "
+                 "} }\n");
+  assert_true(tu_contains(e, "[\"2027\"]: expected a date in 2027"));
+  e = load_fails(f,
+                 "calendar = { holidays = { { name = 'x', from = "
+                 "'2026-10-07', to = '2026-10-01' } } }\n");
+  assert_true(tu_contains(e, "calendar.holidays[1]: expected from <= to"));
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -569,6 +640,8 @@ int main(void) {
       T(the_line_finder_does_not_match_inside_longer_names),
       T(the_init_template_loads_without_error),
       T(the_template_options_uncommented_are_the_defaults),
+      T(a_school_calendar_is_read_sorted),
+      T(a_bad_calendar_names_the_entry_and_line),
   };
 #undef T
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
