@@ -336,7 +336,12 @@ static int cmd_run(const char *dir, int argc, char **argv) {
   yz_log_write(&h->log, YZ_LOG_INFO, NULL, "ready", kv, 3);
   yz_host_audit(h, "core", "start", NULL, NULL);
   for (;;) {
-    int sig = yz_loop_wait(lp, -1);
+    /* Due jobs and ready tasks first; then sleep until the next one (at
+    ** most a minute, so a changed system clock is noticed) or a signal. */
+    int64_t wait = yz_host_tick(h);
+    int timeout = wait < 0 || wait > 60000 ? 60000 : (int)wait;
+    int sig = yz_loop_wait(lp, timeout);
+    if (sig == 0) continue;
     if (sig == SIGHUP) {
       yz_logf(&h->log, YZ_LOG_INFO, NULL, "SIGHUP: reloading");
       yz_host_reload(h);
@@ -403,6 +408,63 @@ static int cmd_eval(const char *dir, int argc, char **argv) {
   yz_buf_free(&out);
   yz_host_close(h);
   return rc == YZ_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ------------------------------------------------------------------ jobs */
+
+static void print_time(const char *tz, const yz_value *v, char *dst, size_t n) {
+  if (v->type == YZ_INT)
+    yz_clock_iso_local(tz, v->i, dst, (unsigned)n);
+  else
+    yz_fmt(dst, n, "-");
+}
+
+static int cmd_jobs(const char *dir, int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("jobs takes no arguments");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_stmt *st;
+  if (yz_store_prepare(h->store, NULL,
+                       "SELECT plugin, name, spec, next_due, last_fired, "
+                       "last_status, failures, last_error FROM yz_jobs "
+                       "ORDER BY plugin, name",
+                       &st) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  const char *tz = h->cfg->timezone;
+  int rows = 0;
+  printf("%-16s %-18s %-24s %-25s %-25s %s\n", "PLUGIN", "JOB", "SPEC", "NEXT",
+         "LAST RUN", "RESULT");
+  while (yz_stmt_step(st) == YZ_ROW) {
+    yz_value v[8];
+    for (int i = 0; i < 8; i++) yz_stmt_column(st, i, &v[i]);
+    char next[40], last[40], result[64];
+    print_time(tz, &v[3], next, sizeof next);
+    if (v[3].type != YZ_INT) yz_fmt(next, sizeof next, "never");
+    print_time(tz, &v[4], last, sizeof last);
+    yz_fmt(result, sizeof result, "%s", v[5].type == YZ_TEXT ? v[5].s : "-");
+    if (v[6].type == YZ_INT && v[6].i > 0) {
+      size_t l = strlen(result);
+      yz_fmt(result + l, sizeof result - l, " (%lld failure%s in a row)",
+             (long long)v[6].i, v[6].i == 1 ? "" : "s");
+    }
+    printf("%-16s %-18s %-24s %-25s %-25s %s\n", v[0].s, v[1].s, v[2].s, next,
+           last, result);
+    if (v[7].type == YZ_TEXT && v[5].type == YZ_TEXT &&
+        strcmp(v[5].s, "ok") != 0)
+      print_indented(stdout, v[7].s);
+    rows++;
+  }
+  yz_stmt_release(st);
+  if (!rows)
+    printf(
+        "(no jobs: plugins register them with host.cron and "
+        "friends when they start)\n");
+  yz_host_close(h);
+  return EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ spec */
@@ -527,6 +589,10 @@ static const cmd commands[] = {
     {"eval", cmd_eval, "eval PLUGIN 'lua code'",
      "Runs a snippet inside PLUGIN's sandbox, with 'host' and 'options' in\n"
      "scope, and prints the result. An expression shows its value."},
+    {"jobs", cmd_jobs, "jobs",
+     "Lists every persistent job: plugin, name, spec, next fire and last\n"
+     "run in local time, and the last result (with the error when it\n"
+     "failed or was skipped)."},
     {"spec", cmd_spec,
      "spec 'SPEC' [--from 'YYYY-MM-DD HH:MM'] [--count N] [--tz ZONE]",
      "Prints the next N (default 5) times a schedule fires, one a line as\n"

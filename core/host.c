@@ -61,13 +61,68 @@ int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen) {
     yz_host_close(h);
     return rc;
   }
+  h->sched = yz_sched_new(h->store, h->cfg->timezone);
   *out = h;
   return YZ_OK;
 }
 
 int yz_host_start(yz_host *h) {
   yz_plugins_discover(h);
-  return yz_plugins_start(h);
+  int rc = yz_plugins_start(h);
+  /* Jobs a healthy plugin no longer registers are gone for good. */
+  for (int i = 0; i < h->nplugins; i++) {
+    yz_plugin *p = h->plugins[i];
+    if (p->enabled && p->state == YZ_PS_OK) {
+      int n = yz_sched_prune(h->sched, p->name);
+      if (n)
+        yz_logf(&h->log, YZ_LOG_INFO, p->name,
+                "dropped %d job(s) no longer registered", n);
+    }
+  }
+  return rc;
+}
+
+/* A job's run ended: record it. */
+static void job_done(yz_host *h, yz_task *t, int ok, const char *err) {
+  int64_t now = yz_clock_now_ms(&h->clock) / 1000;
+  yz_sched_finished(h->sched, t->job, t->scheduled, ok, err, now);
+}
+
+int64_t yz_host_tick(yz_host *h) {
+  int64_t now_ms = yz_clock_now_ms(&h->clock), now = now_ms / 1000;
+  yz_job *job;
+  int64_t scheduled;
+  int kind;
+  while ((kind = yz_sched_due(h->sched, now, &job, &scheduled)) !=
+         YZ_DUE_NONE) {
+    char when[40];
+    yz_clock_iso_local(h->cfg->timezone, scheduled, when, sizeof when);
+    if (kind == YZ_DUE_SKIP) {
+      const char *kv[] = {"job", job->name, "scheduled", when};
+      yz_log_write(&h->log, YZ_LOG_WARN, job->plugin,
+                   "skipped a run missed while the host was down (past its "
+                   "grace window)",
+                   kv, 2);
+      yz_sched_skipped(h->sched, job, scheduled, now);
+      continue;
+    }
+    char err[1024];
+    yz_sched_started(h->sched, job, scheduled);
+    if (!yz_task_for_job(h, job, scheduled, job_done, err, sizeof err)) {
+      const char *kv[] = {"job", job->name, "scheduled", when};
+      yz_log_write(&h->log, YZ_LOG_ERROR, job->plugin, err, kv, 2);
+      yz_sched_finished(h->sched, job, scheduled, 0, err, now);
+    }
+  }
+  int64_t wait = yz_tasks_run(h, now_ms);
+  if (wait == 0) return 0;
+  int64_t due = yz_sched_next_wake(h->sched);
+  if (due != YZ_NEVER) {
+    int64_t until = due * 1000 - yz_clock_now_ms(&h->clock);
+    if (until < 0) until = 0;
+    if (wait < 0 || until < wait) wait = until;
+  }
+  return wait;
 }
 
 int yz_host_reload(yz_host *h) {
@@ -82,6 +137,7 @@ int yz_host_reload(yz_host *h) {
   yz_config *old = h->cfg;
   yz_plugins_unload(h);
   h->cfg = fresh;
+  yz_sched_set_tz(h->sched, h->cfg->timezone);
   h->log.level = yz_log_level_parse(h->cfg->log_level);
   int rc = yz_host_start(h);
   if (rc == YZ_EUSAGE) {
@@ -100,6 +156,7 @@ int yz_host_reload(yz_host *h) {
     yz_plugins_unload(h);
     yz_config_free(fresh);
     h->cfg = old;
+    yz_sched_set_tz(h->sched, h->cfg->timezone);
     h->log.level = yz_log_level_parse(h->cfg->log_level);
     yz_host_start(h);
     yz_host_audit(h, "core", "reload", NULL, "refused");
@@ -119,6 +176,7 @@ int yz_host_reload(yz_host *h) {
 void yz_host_close(yz_host *h) {
   if (!h) return;
   yz_plugins_unload(h);
+  yz_sched_free(h->sched);
   yz_store_close(h->store);
   yz_config_free(h->cfg);
   free(h->datadir);

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
+#include "sched.h"
+#include "task.h"
 #include "store.h"
 #include "yz.h"
 
@@ -23,6 +25,8 @@ typedef struct yz_host {
   yz_clock clock;          /* real or simulated time */
   yz_plugin **plugins;     /* discovered plugins, sorted by name */
   int nplugins;            /* entries in plugins */
+  yz_sched *sched;         /* persistent jobs */
+  yz_task *tasks;          /* running and waiting coroutines */
   char err[YZ_ERRMSG_MAX]; /* last error */
 } yz_host;
 
@@ -36,6 +40,11 @@ int yz_host_start(yz_host *h);
 ** configuration (including an option a plugin does not accept) is reported
 ** in h->err, the old one stays in force and YZ_EUSAGE is returned. */
 int yz_host_reload(yz_host *h);
+/* Does what is due at the host clock's now: starts due jobs (a missed run
+** past its grace window is skipped and logged) and resumes ready tasks once
+** each. Returns the ms until there is more to do (0: right away), or -1 when
+** nothing is scheduled. */
+int64_t yz_host_tick(yz_host *h);
 /* Stops plugins, closes the database; accepts NULL. */
 void yz_host_close(yz_host *h);
 /* Records an audit entry stamped with the host clock. */

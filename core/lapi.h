@@ -21,6 +21,8 @@ int luaopen_yz_db(lua_State *L);
 int luaopen_yz_kv(lua_State *L);
 int luaopen_yz_json(lua_State *L);
 int luaopen_yz_log(lua_State *L);
+/* Sets cron, every, at, after, cancel and sleep in the table on top. */
+void yz_lapi_open_sched(lua_State *L);
 
 /* Encodes the value at idx as compact JSON into out (object keys sorted).
 ** Returns 0, or nonzero with a message naming the path in err. Never raises:

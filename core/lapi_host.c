@@ -116,6 +116,7 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_setfield(L, -2, "now_ms");
   lua_pushcfunction(L, h_audit);
   lua_setfield(L, -2, "audit");
+  yz_lapi_open_sched(L);
   luaopen_yz_log(L);
   lua_setfield(L, -2, "log");
   luaopen_yz_db(L);

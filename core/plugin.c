@@ -39,6 +39,11 @@ static void set_error(yz_plugin *p, const char *msg) {
 static void plugin_free(yz_plugin *p) {
   if (!p) return;
   if (p->sb) {
+    /* Its tasks and jobs point into its state: they go first. */
+    if (p->host && p->host->sched) {
+      yz_tasks_drop(p->host, p);
+      yz_sched_forget(p->host->sched, p);
+    }
     yz_sandbox_free(p->sb);
     /* Statements of this plugin went back to the cache as its state closed;
     ** drop them before the acl they point to goes away. */
@@ -747,19 +752,13 @@ int yz_plugins_start(yz_host *h) {
 
 /* ------------------------------------------------------------- failures */
 
-int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what) {
-  char err[ERR_MAX];
-  if (!p->sb) return YZ_ERR;
-  if (p->state == YZ_PS_QUARANTINED) {
-    lua_pop(p->sb->L, nargs + 1);
-    return YZ_ERR;
-  }
-  if (yz_sandbox_call(p->sb, nargs, nresults, err, sizeof err) == LUA_OK) {
+void yz_plugin_outcome(yz_plugin *p, const char *what, const char *err) {
+  if (!err) {
     if (p->failures) {
       p->failures = 0;
       record(p);
     }
-    return YZ_OK;
+    return;
   }
   p->failures++;
   char msg[ERR_MAX + 128];
@@ -779,7 +778,18 @@ int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what) {
     yz_host_audit(p->host, "core", "plugin.quarantine", p->name, err);
   }
   record(p);
-  return YZ_ERR;
+}
+
+int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what) {
+  char err[ERR_MAX];
+  if (!p->sb) return YZ_ERR;
+  if (p->state == YZ_PS_QUARANTINED) {
+    lua_pop(p->sb->L, nargs + 1);
+    return YZ_ERR;
+  }
+  int ok = yz_sandbox_call(p->sb, nargs, nresults, err, sizeof err) == LUA_OK;
+  yz_plugin_outcome(p, what, ok ? NULL : err);
+  return ok ? YZ_OK : YZ_ERR;
 }
 
 /* ------------------------------------------------------------------ eval */

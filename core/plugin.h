@@ -69,6 +69,10 @@ yz_plugin *yz_plugin_find(struct yz_host *h, const char *name);
 ** recorded; past the plugin's threshold it is quarantined. 'what' says what
 ** was called ("setup", "job monthly"). Returns YZ_OK or YZ_ERR. */
 int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what);
+/* Accounts for the outcome of a call into p: err NULL is a success (the
+** failure count resets); otherwise the failure is logged with 'what',
+** counted and recorded, and past the threshold p is quarantined. */
+void yz_plugin_outcome(yz_plugin *p, const char *what, const char *err);
 /* Runs a snippet in p's sandbox with 'host' and 'options' in scope and
 ** appends a readable rendering of its results (or the error) to out.
 ** Returns YZ_OK or YZ_ERR. Failures here are not counted. */

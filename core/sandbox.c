@@ -16,7 +16,8 @@
 
 #include "yz.h"
 
-#define HOOK_EVERY 1000 /* VM instructions between budget checks */
+#define HOOK_EVERY 1000    /* VM instructions between budget checks */
+#define YZ_SLICE 2000000LL /* instructions a task runs before it yields */
 #define ERROR_SLACK \
   (1 << 20)               /* extra bytes allowed while building a traceback */
 #define COPY_MAX_DEPTH 64 /* nesting limit for copied values */
@@ -70,6 +71,13 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   yz_sandbox *sb = yz_sandbox_of(L);
   sb->steps += lua_gethookcount(L);
   budget_check(L, sb);
+  /* A task that used up its slice yields back to the event loop, so other
+  ** plugins' work goes on. Only the task's own thread is pre-empted (a
+  ** coroutine of the plugin's would see a yield it did not ask for), and
+  ** only where it can yield (not inside host.db.tx, say). */
+  if (L == sb->task && sb->steps - sb->slice_start >= YZ_SLICE &&
+      lua_isyieldable(L))
+    lua_yield(L, 0);
 }
 
 void yz_sandbox_charge(lua_State *L, long long steps) {
@@ -451,6 +459,45 @@ int yz_sandbox_call(yz_sandbox *sb, int nargs, int nresults, char *err,
   }
   lua_remove(L, base); /* remove the message handler */
   return LUA_OK;
+}
+
+static int traceback_of(lua_State *L) {
+  lua_State *co = lua_touserdata(L, 1);
+  const char *msg = lua_tostring(co, -1);
+  luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+  return 1;
+}
+
+int yz_sandbox_resume(yz_sandbox *sb, lua_State *co, int nargs,
+                      long long *steps, int *nres, char *err, size_t errlen) {
+  sb->steps = *steps;
+  sb->exceeded = 0;
+  sb->handling = 0;
+  sb->slice_start = sb->steps;
+  sb->task = co;
+  if (sb->step_limit) lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  int rc = lua_resume(co, sb->L, nargs, nres);
+  sb->task = NULL;
+  *steps = sb->steps;
+  if (sb->exceeded) budget_reset(sb);
+  if (rc == LUA_OK || rc == LUA_YIELD) return rc;
+  /* The traceback is built in the main thread, protected: the state may be
+  ** at its memory cap. */
+  sb->handling = 1;
+  lua_pushcfunction(sb->L, traceback_of);
+  lua_pushlightuserdata(sb->L, co);
+  if (lua_pcall(sb->L, 1, 1, 0) == LUA_OK) {
+    yz_fmt(err, errlen, "%s", lua_tostring(sb->L, -1));
+  } else {
+    const char *msg = lua_tostring(co, -1);
+    yz_fmt(err, errlen, "%s",
+           rc == LUA_ERRMEM ? "memory limit exceeded"
+           : msg            ? msg
+                            : "unknown error");
+  }
+  lua_pop(sb->L, 1);
+  sb->handling = 0;
+  return rc;
 }
 
 /* ---------------------------------------------------------------- copies */

@@ -17,17 +17,19 @@
 #include <stddef.h>
 
 typedef struct yz_sandbox {
-  lua_State *L;         /* the main thread */
-  char *name;           /* owner name, for messages ("config", a plugin) */
-  char *dir;            /* folder 'require' may load from, or NULL */
-  size_t mem_used;      /* bytes allocated by this state */
-  size_t mem_limit;     /* cap on mem_used; 0 while unlimited */
-  size_t mem_peak;      /* highest mem_used seen */
-  long long steps;      /* VM instructions run in the current entry */
-  long long step_limit; /* budget per entry; 0: unlimited */
-  int exceeded;         /* set once the current entry ran out of budget */
-  int handling;         /* inside the error handler: no budget errors */
-  void *owner;          /* the plugin (or NULL), for the host bindings */
+  lua_State *L;          /* the main thread */
+  char *name;            /* owner name, for messages ("config", a plugin) */
+  char *dir;             /* folder 'require' may load from, or NULL */
+  size_t mem_used;       /* bytes allocated by this state */
+  size_t mem_limit;      /* cap on mem_used; 0 while unlimited */
+  size_t mem_peak;       /* highest mem_used seen */
+  long long steps;       /* VM instructions run in the current entry */
+  long long step_limit;  /* budget per entry; 0: unlimited */
+  int exceeded;          /* set once the current entry ran out of budget */
+  int handling;          /* inside the error handler: no budget errors */
+  void *owner;           /* the plugin (or NULL), for the host bindings */
+  lua_State *task;       /* the coroutine being resumed, or NULL */
+  long long slice_start; /* steps when the current slice began */
 } yz_sandbox;
 
 /* Creates a sandbox. 'data_only' gives a state with no libraries at all (for
@@ -51,6 +53,15 @@ int yz_sandbox_loadfile(yz_sandbox *sb, const char *path, char *err,
 ** on error nothing is left on the stack. */
 int yz_sandbox_call(yz_sandbox *sb, int nargs, int nresults, char *err,
                     size_t errlen);
+
+/* Resumes the coroutine co (a thread of sb) with nargs arguments on its
+** stack, charging it the budget kept in *steps across resumes. A task that
+** runs longer than a slice is pre-empted: it yields with no values and is
+** resumed later. Returns LUA_OK (finished; *nres results on co), LUA_YIELD
+** (*nres values yielded), or an error status with the message and
+** traceback in err. */
+int yz_sandbox_resume(yz_sandbox *sb, lua_State *co, int nargs,
+                      long long *steps, int *nres, char *err, size_t errlen);
 
 /* Charges 'steps' units of work done in C on the plugin's behalf to its CPU
 ** budget, raising "CPU budget exceeded" (a Lua error in L) once it is spent.

@@ -551,3 +551,47 @@ int yz_spec_next(const yz_spec *s, const char *tz, int64_t after,
     default: return next_dates(s, tz, after, next);
   }
 }
+
+/* ---------------------------------------------------------------- period */
+
+static int one_bit(uint64_t bits) {
+  return bits && !(bits & (bits - 1));
+}
+
+void yz_spec_period(const yz_spec *s, const char *tz, int64_t t, char *dst,
+                    size_t n) {
+  yz_tm tm;
+  yz_clock_local(tz, t, &tm);
+  int daily = 0, weekly = 0, monthly = 0, yearly = 0;
+  if (s->kind == K_CRON && one_bit(s->minute) && one_bit(s->hour)) {
+    int all_dom = s->dom_star && s->dom == 0xFFFFFFFEu && !s->dom_last;
+    int all_dow = s->dow_star && s->dow == 0x7F;
+    int all_months = s->month == 0x1FFE;
+    int one_day = (one_bit(s->dom) && !s->dom_last) || (!s->dom && s->dom_last);
+    if (all_dom && all_dow) daily = 1;
+    if (all_dom && one_bit(s->dow) && all_months) weekly = 1;
+    if (one_day && all_dow) monthly = all_months, yearly = one_bit(s->month);
+  } else if (s->kind == K_EVERY && s->every == 86400) {
+    daily = 1;
+  } else if (s->kind == K_AT || s->kind == K_CAL) {
+    daily = 1;
+  }
+  if (yearly) {
+    snprintf(dst, n, "%04d", tm.year);
+  } else if (monthly) {
+    snprintf(dst, n, "%04d-%02d", tm.year, tm.mon);
+  } else if (weekly) {
+    /* ISO 8601 week: the week's Thursday decides the year. */
+    int64_t day = yz_days_from_civil(tm.year, tm.mon, tm.day);
+    int64_t thursday = day - ((tm.wday + 6) % 7) + 3;
+    int y, m, d;
+    yz_civil_from_days(thursday, &y, &m, &d);
+    int64_t week = (thursday - yz_days_from_civil(y, 1, 1)) / 7 + 1;
+    snprintf(dst, n, "%04d-W%02d", y, (int)week);
+  } else if (daily) {
+    snprintf(dst, n, "%04d-%02d-%02d", tm.year, tm.mon, tm.day);
+  } else {
+    snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d", tm.year, tm.mon, tm.day,
+             tm.hour, tm.min);
+  }
+}

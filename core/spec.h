@@ -30,8 +30,7 @@
 
 #include "calendar.h"
 
-                                                    typedef struct yz_spec
-                                                    yz_spec;
+typedef struct yz_spec yz_spec;
 
 /* Parses 'text'. Calendar names need 'cal' (may be NULL otherwise); their
 ** dates are copied. On error returns nonzero, *out is NULL and err reads
@@ -46,5 +45,12 @@ const char *yz_spec_text(const yz_spec *s);
 ** never fires again (a past one-shot, dates beyond the calendar, Feb 30). */
 int yz_spec_next(const yz_spec *s, const char *tz, int64_t after,
                  int64_t *next);
+
+/* A name for the period a run at 't' stands for, for idempotency keys:
+** "2026-10" for a monthly cron, "2026" yearly, "2026-W44" weekly,
+** "2026-10-01" daily and for one-shots and calendar dates, else the local
+** minute "2026-10-01T09:00". */
+void yz_spec_period(const yz_spec *s, const char *tz, int64_t t, char *dst,
+                    size_t n);
 
 #endif

@@ -69,6 +69,22 @@ static const char *const core_steps[] = {
     "  subject TEXT,"
     "  detail TEXT);"
     "CREATE INDEX yz_audit_at ON yz_audit(at);",
+    /* 2: persistent jobs */
+    "CREATE TABLE yz_jobs("
+    "  plugin TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  spec TEXT NOT NULL,"
+    "  next_due INTEGER,"
+    "  grace INTEGER NOT NULL DEFAULT 86400,"
+    "  last_fired INTEGER,"
+    "  last_status TEXT"
+    "    CHECK (last_status IN ('running', 'ok', 'failed', 'skipped')),"
+    "  last_error TEXT,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  running_for INTEGER,"
+    "  seen INTEGER NOT NULL DEFAULT 1,"
+    "  updated_at TEXT,"
+    "  PRIMARY KEY (plugin, name)) WITHOUT ROWID;",
 };
 
 static void set_err(yz_store *s, const char *fmt, ...)

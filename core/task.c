@@ -1,0 +1,190 @@
+/*
+** task.c: coroutine tasks (see task.h).
+*/
+#include "task.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "sandbox.h"
+#include "sched.h"
+
+#define ERR_MAX 8192
+
+typedef struct spawn_args {
+  yz_task *t;         /* the task being made */
+  int fn_ref;         /* the function */
+  const yz_job *job;  /* for a job: the run table's contents */
+  const char *period; /* its period */
+  const char *spec;   /* its spec */
+} spawn_args;
+
+/* Makes the coroutine with the function (and the run table) on it, in the
+** plugin's main thread under protection: the state may be at its cap. */
+static int spawn_protected(lua_State *L) {
+  spawn_args *a = lua_touserdata(L, 1);
+  lua_State *co = lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->fn_ref);
+  if (!lua_isfunction(L, -1)) return luaL_error(L, "no function to run");
+  if (a->job) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, a->job->name);
+    lua_setfield(L, -2, "job");
+    lua_pushstring(L, a->job->plugin);
+    lua_setfield(L, -2, "plugin");
+    lua_pushstring(L, a->spec);
+    lua_setfield(L, -2, "spec");
+    lua_pushinteger(L, a->t->scheduled);
+    lua_setfield(L, -2, "scheduled");
+    lua_pushstring(L, a->period);
+    lua_setfield(L, -2, "period");
+    a->t->nargs = 1;
+  }
+  lua_xmove(L, co, 1 + a->t->nargs); /* the function and its arguments */
+  lua_pushvalue(L, -1);              /* the thread */
+  a->t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  a->t->co = co;
+  return 0;
+}
+
+static yz_task *spawn(yz_host *h, yz_plugin *p, spawn_args *a, char *err,
+                      size_t errlen) {
+  if (!p->sb || p->state != YZ_PS_OK) {
+    yz_fmt(err, errlen, "plugin '%s' is %s", p->name,
+           yz_plugin_state_name(p->state));
+    free(a->t);
+    return NULL;
+  }
+  lua_State *L = p->sb->L;
+  lua_pushcfunction(L, spawn_protected);
+  lua_pushlightuserdata(L, a);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    yz_fmt(err, errlen, "cannot start %s: %s", a->t->what,
+           lua_tostring(L, -1) ? lua_tostring(L, -1) : "out of memory");
+    lua_pop(L, 1);
+    free(a->t);
+    return NULL;
+  }
+  yz_task *t = a->t;
+  t->p = p;
+  t->next = h->tasks;
+  h->tasks = t;
+  return t;
+}
+
+yz_task *yz_task_for_job(yz_host *h, yz_job *job, int64_t scheduled,
+                         yz_task_done done, char *err, size_t errlen) {
+  yz_task *t = yz_xcalloc(1, sizeof *t);
+  yz_fmt(t->what, sizeof t->what, "job %s", job->name);
+  t->job = job;
+  t->scheduled = scheduled;
+  t->done = done;
+  char period[40];
+  yz_spec_period(job->spec, yz_sched_tz(h->sched), scheduled, period,
+                 sizeof period);
+  spawn_args a = {t, job->fn_ref, job, period, yz_spec_text(job->spec)};
+  return spawn(h, job->owner, &a, err, errlen);
+}
+
+yz_task *yz_task_for_ref(yz_host *h, yz_plugin *p, int fn_ref, int64_t wake_ms,
+                         const char *what, char *err, size_t errlen) {
+  yz_task *t = yz_xcalloc(1, sizeof *t);
+  yz_fmt(t->what, sizeof t->what, "%s", what);
+  t->wake_ms = wake_ms;
+  spawn_args a = {t, fn_ref, NULL, NULL, NULL};
+  return spawn(h, p, &a, err, errlen);
+}
+
+static void unlink_task(yz_host *h, yz_task *t) {
+  for (yz_task **pp = &h->tasks; *pp; pp = &(*pp)->next)
+    if (*pp == t) {
+      *pp = t->next;
+      return;
+    }
+}
+
+static void finish(yz_host *h, yz_task *t, int ok, const char *err) {
+  lua_State *L = t->p->sb->L;
+  luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+  unlink_task(h, t);
+  yz_plugin_outcome(t->p, t->what, ok ? NULL : err);
+  if (t->done) t->done(h, t, ok, err);
+  free(t);
+}
+
+/* Resumes one task once. */
+static void resume(yz_host *h, yz_task *t, int64_t now_ms) {
+  lua_State *co = t->co;
+  char err[ERR_MAX];
+  int nres = 0;
+  int nargs = t->started ? 0 : t->nargs;
+  t->started = 1;
+  if (t->p->state == YZ_PS_QUARANTINED) {
+    finish(h, t, 0, "the plugin is quarantined");
+    return;
+  }
+  int rc =
+      yz_sandbox_resume(t->p->sb, co, nargs, &t->steps, &nres, err, sizeof err);
+  if (rc == LUA_OK) {
+    lua_settop(co, 0);
+    finish(h, t, 1, NULL);
+  } else if (rc == LUA_YIELD) {
+    double secs = 0;
+    if (nres == 2 && lua_touserdata(co, -2) == yz_task_sleep_mark())
+      secs = lua_tonumber(co, -1);
+    lua_pop(co, nres);
+    t->wake_ms = now_ms + (int64_t)(secs * 1000);
+  } else {
+    finish(h, t, 0, err);
+  }
+}
+
+int64_t yz_tasks_run(yz_host *h, int64_t now_ms) {
+  /* Take the ready ones first: a task started meanwhile waits its turn. */
+  int n = 0;
+  for (yz_task *t = h->tasks; t; t = t->next) n += t->wake_ms <= now_ms;
+  yz_task **ready = yz_xcalloc((size_t)n + 1, sizeof *ready);
+  n = 0;
+  for (yz_task *t = h->tasks; t; t = t->next)
+    if (t->wake_ms <= now_ms) ready[n++] = t;
+  for (int i = 0; i < n; i++) {
+    /* A task can be gone if an earlier one's outcome unloaded its plugin. */
+    int alive = 0;
+    for (yz_task *t = h->tasks; t && !alive; t = t->next) alive = t == ready[i];
+    if (alive) resume(h, ready[i], now_ms);
+  }
+  free(ready);
+  int64_t wait = -1;
+  for (yz_task *t = h->tasks; t; t = t->next) {
+    int64_t w = t->wake_ms > now_ms ? t->wake_ms - now_ms : 0;
+    if (wait < 0 || w < wait) wait = w;
+  }
+  return wait;
+}
+
+void yz_tasks_drop(yz_host *h, yz_plugin *p) {
+  for (yz_task **pp = &h->tasks; *pp;) {
+    yz_task *t = *pp;
+    if (t->p == p) {
+      *pp = t->next;
+      if (t->job) t->job->running = 0;
+      free(t);
+    } else {
+      pp = &t->next;
+    }
+  }
+}
+
+int yz_tasks_count(const yz_host *h) {
+  int n = 0;
+  for (const yz_task *t = h->tasks; t; t = t->next) n++;
+  return n;
+}
+
+/* Its address marks a yield as host.sleep's. */
+static const char sleep_mark = 0;
+
+const void *yz_task_sleep_mark(void) {
+  return &sleep_mark;
+}

@@ -1,0 +1,60 @@
+/*
+** task.h: every entry into a plugin that may wait (a job, a timer) runs as
+** its own coroutine, a task. The event loop resumes ready tasks one slice
+** at a time: host.sleep(seconds) parks a task until then, and a task that
+** runs past its slice is pre-empted and resumed on the next turn, so one
+** busy plugin does not hold up another's work. A task's CPU budget spans
+** all of its slices.
+*/
+#ifndef YZ_TASK_H
+#define YZ_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct yz_host;
+struct yz_plugin;
+struct yz_job;
+
+typedef struct yz_task yz_task;
+
+/* Called when a task ends: ok, or the error with its traceback. */
+typedef void (*yz_task_done)(struct yz_host *h, yz_task *t, int ok,
+                             const char *err);
+
+struct yz_task {
+  struct yz_plugin *p; /* whose state it runs in */
+  void *co;            /* its coroutine (a lua_State) */
+  int co_ref;          /* registry reference keeping the coroutine */
+  int nargs;           /* arguments waiting for the first resume */
+  int started;         /* resumed at least once */
+  int64_t wake_ms;     /* not before this clock time (ms) */
+  long long steps;     /* CPU budget spent so far */
+  char what[160];      /* for messages: "job monthly", "timer" */
+  yz_task_done done;   /* outcome callback, or NULL */
+  struct yz_job *job;  /* the job it runs, or NULL */
+  int64_t scheduled;   /* the job's scheduled time (s) */
+  yz_task *next;       /* the host's list */
+};
+
+/* Starts a job's run: its function gets a run table (job, plugin, spec,
+** scheduled, period). Returns the task, or NULL with err set. */
+yz_task *yz_task_for_job(struct yz_host *h, struct yz_job *job,
+                         int64_t scheduled, yz_task_done done, char *err,
+                         size_t errlen);
+/* Starts the function under registry reference fn_ref of p (no
+** arguments) at wake_ms. Returns the task, or NULL with err set. */
+yz_task *yz_task_for_ref(struct yz_host *h, struct yz_plugin *p, int fn_ref,
+                         int64_t wake_ms, const char *what, char *err,
+                         size_t errlen);
+/* Resumes every task whose time has come, once. Returns the ms until the
+** next task wants to run (0: one is ready now), or -1 when none waits. */
+int64_t yz_tasks_run(struct yz_host *h, int64_t now_ms);
+/* Drops the tasks of a plugin being unloaded (without running them). */
+void yz_tasks_drop(struct yz_host *h, struct yz_plugin *p);
+/* What host.sleep yields first (a light userdata), then the seconds. */
+const void *yz_task_sleep_mark(void);
+/* How many tasks exist. */
+int yz_tasks_count(const struct yz_host *h);
+
+#endif
