@@ -590,6 +590,9 @@ void yz_spec_period(const yz_spec *s, const char *tz, int64_t t, char *dst,
     snprintf(dst, n, "%04d-W%02d", y, (int)week);
   } else if (daily) {
     snprintf(dst, n, "%04d-%02d-%02d", tm.year, tm.mon, tm.day);
+  } else if (s->kind == K_EVERY && s->every % 60 != 0) {
+    snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d:%02d", tm.year, tm.mon, tm.day,
+             tm.hour, tm.min, tm.sec);
   } else {
     snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d", tm.year, tm.mon, tm.day,
              tm.hour, tm.min);

@@ -48,8 +48,9 @@ int yz_spec_next(const yz_spec *s, const char *tz, int64_t after,
 
 /* A name for the period a run at 't' stands for, for idempotency keys:
 ** "2026-10" for a monthly cron, "2026" yearly, "2026-W44" weekly,
-** "2026-10-01" daily and for one-shots and calendar dates, else the local
-** minute "2026-10-01T09:00". */
+** "2026-10-01" daily and for one-shots and calendar dates, the local second
+** for intervals that are not whole minutes, else the local minute
+** "2026-10-01T09:00". */
 void yz_spec_period(const yz_spec *s, const char *tz, int64_t t, char *dst,
                     size_t n);
 

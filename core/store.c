@@ -734,6 +734,36 @@ static void now_iso(char *dst, unsigned n) {
   yz_clock_iso_utc(yz_clock_now_ms(NULL), dst, n);
 }
 
+/* Whether step 'step' of 'owner' is applied: 1 yes (same text), 0 no, or
+** an error code (the text changed, or the query failed). */
+static int step_applied(yz_store *s, const char *owner, int step,
+                        const char *sum) {
+  yz_value key[2] = {{.type = YZ_TEXT, .s = owner, .n = strlen(owner)},
+                     {.type = YZ_INT, .i = step}};
+  yz_stmt *st;
+  int rc = yz_store_prepare(
+      s, NULL, "SELECT checksum FROM yz_migrations WHERE owner=? AND step=?",
+      &st);
+  if (rc != YZ_OK) return rc;
+  yz_stmt_bind(st, 1, &key[0]);
+  yz_stmt_bind(st, 2, &key[1]);
+  rc = yz_stmt_step(st);
+  if (rc == YZ_ROW) {
+    yz_value v;
+    yz_stmt_column(st, 0, &v);
+    int same = v.type == YZ_TEXT && strcmp(v.s, sum) == 0;
+    yz_stmt_release(st);
+    if (same) return 1;
+    set_err(s,
+            "%s: migration %d was changed after it was applied; add a new "
+            "migration instead of editing an old one",
+            owner, step);
+    return YZ_ERR;
+  }
+  yz_stmt_release(st);
+  return rc == YZ_DONE ? 0 : rc;
+}
+
 int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
                      int n, yz_acl *acl, int *applied) {
   int count = 0;
@@ -747,34 +777,19 @@ int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
   for (int i = 0; i < n; i++) {
     char sum[17];
     checksum(steps[i], sum);
-    yz_value key[3] = {{.type = YZ_TEXT, .s = owner, .n = strlen(owner)},
-                       {.type = YZ_INT, .i = i + 1}};
-    yz_stmt *st;
-    rc = yz_store_prepare(
-        s, NULL, "SELECT checksum FROM yz_migrations WHERE owner=? AND step=?",
-        &st);
-    if (rc != YZ_OK) return rc;
-    yz_stmt_bind(st, 1, &key[0]);
-    yz_stmt_bind(st, 2, &key[1]);
-    rc = yz_stmt_step(st);
-    if (rc == YZ_ROW) {
-      yz_value v;
-      yz_stmt_column(st, 0, &v);
-      int same = v.type == YZ_TEXT && strcmp(v.s, sum) == 0;
-      yz_stmt_release(st);
-      if (!same) {
-        set_err(s,
-                "%s: migration %d was changed after it was applied; add a "
-                "new migration instead of editing an old one",
-                owner, i + 1);
-        return YZ_ERR;
-      }
-      continue;
-    }
-    yz_stmt_release(st);
-    if (rc != YZ_DONE) return rc;
-
+    /* A read first: at most opens everything is applied already. */
+    rc = step_applied(s, owner, i + 1, sum);
+    if (rc == 1) continue;
+    if (rc != 0) return rc;
     if ((rc = yz_store_tx_begin(s)) != YZ_OK) return rc;
+    /* Again under the write lock: another process opening the same file
+    ** (a backup, the CLI beside the daemon) may have applied it meanwhile. */
+    rc = step_applied(s, owner, i + 1, sum);
+    if (rc != 0) {
+      yz_store_tx_rollback(s);
+      if (rc == 1) continue;
+      return rc;
+    }
     if (acl) acl->migrating = 1;
     rc = yz_store_exec_script(s, acl, steps[i]);
     if (acl) acl->migrating = 0;
@@ -787,9 +802,10 @@ int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
     }
     char at[40];
     now_iso(at, sizeof at);
-    key[2] = (yz_value){.type = YZ_TEXT, .s = sum, .n = strlen(sum)};
-    yz_value ins[4] = {
-        key[0], key[1], key[2], {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
+    yz_value ins[4] = {{.type = YZ_TEXT, .s = owner, .n = strlen(owner)},
+                       {.type = YZ_INT, .i = i + 1},
+                       {.type = YZ_TEXT, .s = sum, .n = strlen(sum)},
+                       {.type = YZ_TEXT, .s = at, .n = strlen(at)}};
     rc = yz_store_exec(s, NULL,
                        "INSERT INTO yz_migrations(owner, step, checksum, "
                        "applied_at) VALUES (?, ?, ?, ?)",
