@@ -734,10 +734,11 @@ static void now_iso(char *dst, unsigned n) {
   yz_clock_iso_utc(yz_clock_now_ms(NULL), dst, n);
 }
 
-/* Whether step 'step' of 'owner' is applied: 1 yes (same text), 0 no, or
-** an error code (the text changed, or the query failed). */
+/* Sets *yes to whether step 'step' of 'owner' is applied. Returns YZ_OK, or
+** an error code (the applied text changed, or the query failed). */
 static int step_applied(yz_store *s, const char *owner, int step,
-                        const char *sum) {
+                        const char *sum, int *yes) {
+  *yes = 0;
   yz_value key[2] = {{.type = YZ_TEXT, .s = owner, .n = strlen(owner)},
                      {.type = YZ_INT, .i = step}};
   yz_stmt *st;
@@ -753,7 +754,10 @@ static int step_applied(yz_store *s, const char *owner, int step,
     yz_stmt_column(st, 0, &v);
     int same = v.type == YZ_TEXT && strcmp(v.s, sum) == 0;
     yz_stmt_release(st);
-    if (same) return 1;
+    if (same) {
+      *yes = 1;
+      return YZ_OK;
+    }
     set_err(s,
             "%s: migration %d was changed after it was applied; add a new "
             "migration instead of editing an old one",
@@ -761,7 +765,7 @@ static int step_applied(yz_store *s, const char *owner, int step,
     return YZ_ERR;
   }
   yz_stmt_release(st);
-  return rc == YZ_DONE ? 0 : rc;
+  return rc == YZ_DONE ? YZ_OK : rc;
 }
 
 int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
@@ -778,17 +782,18 @@ int yz_store_migrate(yz_store *s, const char *owner, const char *const *steps,
     char sum[17];
     checksum(steps[i], sum);
     /* A read first: at most opens everything is applied already. */
-    rc = step_applied(s, owner, i + 1, sum);
-    if (rc == 1) continue;
-    if (rc != 0) return rc;
+    int yes;
+    rc = step_applied(s, owner, i + 1, sum, &yes);
+    if (rc != YZ_OK) return rc;
+    if (yes) continue;
     if ((rc = yz_store_tx_begin(s)) != YZ_OK) return rc;
     /* Again under the write lock: another process opening the same file
     ** (a backup, the CLI beside the daemon) may have applied it meanwhile. */
-    rc = step_applied(s, owner, i + 1, sum);
-    if (rc != 0) {
+    rc = step_applied(s, owner, i + 1, sum, &yes);
+    if (rc != YZ_OK || yes) {
       yz_store_tx_rollback(s);
-      if (rc == 1) continue;
-      return rc;
+      if (rc != YZ_OK) return rc;
+      continue;
     }
     if (acl) acl->migrating = 1;
     rc = yz_store_exec_script(s, acl, steps[i]);
