@@ -39,6 +39,11 @@ static int open_config(const char *path, yz_config **out, char *err,
 }
 
 int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen) {
+  return yz_host_open_db(datadir, NULL, out, err, errlen);
+}
+
+int yz_host_open_db(const char *datadir, const char *dbpath, yz_host **out,
+                    char *err, size_t errlen) {
   *out = NULL;
   yz_host *h = yz_xcalloc(1, sizeof *h);
   h->datadir = yz_strdup(datadir);
@@ -54,7 +59,7 @@ int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen) {
   }
   yz_log_init(&h->log, stderr, yz_log_level_parse(h->cfg->log_level),
               &h->clock);
-  char *db = resolve(datadir, h->cfg->database);
+  char *db = dbpath ? yz_strdup(dbpath) : resolve(datadir, h->cfg->database);
   rc = yz_store_open(&h->store, db, err, errlen);
   free(db);
   if (rc != YZ_OK) {

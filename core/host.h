@@ -34,6 +34,10 @@ typedef struct yz_host {
 ** A missing or bad configuration is an error (the message names file, line
 ** and key). On failure *out is NULL and err says why. */
 int yz_host_open(const char *datadir, yz_host **out, char *err, size_t errlen);
+/* The same with another database file in place of the configured one
+** (simulate runs on a copy). */
+int yz_host_open_db(const char *datadir, const char *dbpath, yz_host **out,
+                    char *err, size_t errlen);
 /* Discovers and starts plugins (yz_plugins_discover + yz_plugins_start). */
 int yz_host_start(yz_host *h);
 /* Re-reads the configuration and restarts every plugin. A bad new

@@ -313,6 +313,79 @@ static void run_reloads_on_sighup_and_stops_cleanly_on_sigterm(void **state) {
   free(d);
 }
 
+static void spec_prints_fire_times_or_the_error(void **state) {
+  (void)state;
+  tu_run r = tu_yizhan((const char *[]){
+      "spec", "0 9 1 * *", "--from", "2026-11-28 10:00", "--count", "2", NULL});
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out,
+                      "2026-12-01T09:00:00+08:00\n2027-01-01T09:00:00+08:00\n");
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"spec", "30 2 * * *", "--tz",
+                                 "America/New_York", "--from",
+                                 "2027-03-13 12:00", "--count", "2", NULL});
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out,
+                      "2027-03-14T03:00:00-04:00\n2027-03-15T02:30:00-04:00\n");
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"spec", "0 9 32 * *", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(
+      r.err, "\"0 9 32 * *\": day-of-month 32 out of range 1-31 at column 5"));
+  tu_run_free(&r);
+  r = tu_yizhan(
+      (const char *[]){"spec", "@daily", "--tz", "Mars/Olympus", NULL});
+  assert_int_equal(r.status, 2);
+  tu_run_free(&r);
+}
+
+static const char *const letters_plugin =
+    "return { name = 'letters', version = '1.0.0', owns = { 'reminded' },\n"
+    "  migrations = { 'CREATE TABLE reminded (period TEXT PRIMARY KEY)' },\n"
+    "  setup = function(host)\n"
+    "    host.cron('monthly', '0 9 1 * *', function(run)\n"
+    "      host.db.exec('INSERT OR IGNORE INTO reminded VALUES (?)', "
+    "run.period)\n"
+    "      host.log.info('letter reminders', { period = run.period })\n"
+    "    end)\n"
+    "    host.cron('visits', '3 days before term.end 09:00', function() end)\n"
+    "  end }\n";
+
+static void simulate_prints_a_school_year_and_touches_nothing(void **state) {
+  (void)state;
+  char *d = tu_datadir(
+      "plugins = { letters = {} }\n"
+      "calendar = { terms = {\n"
+      "  { name = 'a', start = '2026-09-01', mid = '2026-11-09', ['end'] = "
+      "'2027-01-22' },\n"
+      "  { name = 'b', start = '2027-02-22', mid = '2027-04-19', ['end'] = "
+      "'2027-07-02' } } }\n");
+  tu_write(d, "plugins/letters.lua", letters_plugin);
+  tu_run r = tu_yizhan((const char *[]){
+      "-d", d, "simulate", "--from", "2026-09-01", "--to", "2027-07-31", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "2026-09-01T09:00:00+08:00  letters/monthly"));
+  assert_true(tu_contains(r.out, "period=2027-07"));
+  assert_true(tu_contains(r.out, "2027-01-19T09:00:00+08:00  letters/visits"));
+  assert_true(tu_contains(r.out, "13 runs"));
+  tu_run_free(&r);
+  /* The real database never saw the plugin's table or its jobs. */
+  r = tu_yizhan((const char *[]){"-d", d, "jobs", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "(no jobs"));
+  tu_run_free(&r);
+  /* After a real start, 'jobs' lists both with their next fire. */
+  r = tu_yizhan((const char *[]){"-d", d, "check", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "jobs", NULL});
+  assert_true(tu_contains(r.out, "letters          monthly"));
+  assert_true(tu_contains(r.out, "3 days before term.end 09:00"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(help_and_version_exit_zero_and_usage_errors_exit_two),
@@ -324,6 +397,8 @@ int main(void) {
       cmocka_unit_test(plugins_lists_found_plugins_and_enable_disable_persist),
       cmocka_unit_test(eval_prints_results_from_inside_the_sandbox),
       cmocka_unit_test(run_reloads_on_sighup_and_stops_cleanly_on_sigterm),
+      cmocka_unit_test(spec_prints_fire_times_or_the_error),
+      cmocka_unit_test(simulate_prints_a_school_year_and_touches_nothing),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
