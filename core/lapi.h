@@ -21,6 +21,8 @@ int luaopen_yz_db(lua_State *L);
 int luaopen_yz_kv(lua_State *L);
 int luaopen_yz_json(lua_State *L);
 int luaopen_yz_log(lua_State *L);
+/* host.calendar: term, is_school_day, next_school_day, holiday. */
+int luaopen_yz_calendar(lua_State *L);
 /* Sets cron, every, at, after, cancel and sleep in the table on top. */
 void yz_lapi_open_sched(lua_State *L);
 

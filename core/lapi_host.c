@@ -117,6 +117,8 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_pushcfunction(L, h_audit);
   lua_setfield(L, -2, "audit");
   yz_lapi_open_sched(L);
+  luaopen_yz_calendar(L);
+  lua_setfield(L, -2, "calendar");
   luaopen_yz_log(L);
   lua_setfield(L, -2, "log");
   luaopen_yz_db(L);

@@ -7,6 +7,10 @@
 **   host.after(seconds, fn)      -- an in-memory timer, gone at restart
 **   host.cancel(name) -> true if there was such a job
 **   host.sleep(seconds)          -- inside a job or timer: wait, then go on
+**   host.calendar.term(date) -> { name, start, mid, end } | nil
+**   host.calendar.is_school_day(date), .next_school_day(date) -> date | nil,
+**   host.calendar.holiday(date) -> name | nil  (dates "YYYY-MM-DD";
+**   without one, today in the configured zone)
 **
 ** Jobs persist in yz_jobs: registering the same name again (every start,
 ** every reload) updates it. A job's function gets a run table: job, plugin,
@@ -18,6 +22,7 @@
 
 #include "host.h"
 #include "lapi.h"
+#include "clock.h"
 #include "plugin.h"
 #include "sched.h"
 #include "task.h"
@@ -162,4 +167,87 @@ void yz_lapi_open_sched(lua_State *L) {
                                    {"cancel", h_cancel}, {"sleep", h_sleep},
                                    {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
+}
+
+/* ------------------------------------------------------------ calendar */
+
+/* host.calendar.*(date): a date is "YYYY-MM-DD"; omitted, today (local). */
+static int64_t check_day(lua_State *L, int idx) {
+  yz_plugin *p = plugin_of(L);
+  if (lua_isnoneornil(L, idx)) {
+    yz_tm tm;
+    yz_clock_local(p->host->cfg->timezone,
+                   yz_clock_now_ms(&p->host->clock) / 1000, &tm);
+    return yz_days_from_civil(tm.year, tm.mon, tm.day);
+  }
+  const char *s = luaL_checkstring(L, idx);
+  int64_t day;
+  if (yz_parse_date(s, &day) != 0)
+    luaL_error(L, "'%s' is not a date (expected YYYY-MM-DD)", s);
+  return day;
+}
+
+static void push_day(lua_State *L, int64_t day) {
+  int y, m, d;
+  yz_civil_from_days(day, &y, &m, &d);
+  lua_pushfstring(L, "%d-%s%d-%s%d", y, m < 10 ? "0" : "", m, d < 10 ? "0" : "",
+                  d);
+}
+
+static int cal_term(lua_State *L) {
+  int64_t day = check_day(L, 1);
+  const yz_term *t = yz_calendar_term(&plugin_of(L)->host->cfg->calendar, day);
+  if (!t) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, t->name);
+  lua_setfield(L, -2, "name");
+  push_day(L, t->start);
+  lua_setfield(L, -2, "start");
+  push_day(L, t->mid);
+  lua_setfield(L, -2, "mid");
+  push_day(L, t->end);
+  lua_setfield(L, -2, "end");
+  return 1;
+}
+
+static int cal_is_school_day(lua_State *L) {
+  int64_t day = check_day(L, 1);
+  lua_pushboolean(
+      L, yz_calendar_is_school_day(&plugin_of(L)->host->cfg->calendar, day));
+  return 1;
+}
+
+static int cal_next_school_day(lua_State *L) {
+  int64_t day = check_day(L, 1), next;
+  if (yz_calendar_next_school_day(&plugin_of(L)->host->cfg->calendar, day,
+                                  &next) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_day(L, next);
+  return 1;
+}
+
+static int cal_holiday(lua_State *L) {
+  int64_t day = check_day(L, 1);
+  const yz_holiday *h =
+      yz_calendar_holiday(&plugin_of(L)->host->cfg->calendar, day);
+  if (h)
+    lua_pushstring(L, h->name);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+int luaopen_yz_calendar(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"term", cal_term},
+                                   {"is_school_day", cal_is_school_day},
+                                   {"next_school_day", cal_next_school_day},
+                                   {"holiday", cal_holiday},
+                                   {NULL, NULL}};
+  luaL_newlib(L, funcs);
+  return 1;
 }

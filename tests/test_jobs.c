@@ -332,6 +332,40 @@ static void timers_fire_after_their_delay(void **state) {
   assert_int_equal(count(f, "SELECT at FROM runs"), START_MS / 1000 + 90);
 }
 
+static void plugins_ask_the_school_calendar(void **state) {
+  fixture *f = *state;
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { reminder = {} }\n"
+           "calendar = {\n"
+           "  terms = { { name = '2026秋', start = '2026-09-01', mid = "
+           "'2026-11-09', ['end'] = '2027-01-22' } },\n"
+           "  holidays = { { name = '国庆', from = '2026-10-01', to = "
+           "'2026-10-07' } },\n"
+           "}\n");
+  write_reminder(f, "");
+  start_at(f, START_MS); /* Saturday 2026-10-31 */
+  yz_plugin *p = yz_plugin_find(f->h, "reminder");
+  yz_buf b;
+  yz_buf_init(&b, 4096);
+  assert_string_equal(tu_eval(p, "host.calendar.term().name", &b, YZ_OK),
+                      "\"2026秋\"");
+  assert_string_equal(tu_eval(p, "host.calendar.is_school_day()", &b, YZ_OK),
+                      "false");
+  assert_string_equal(tu_eval(p, "host.calendar.next_school_day()", &b, YZ_OK),
+                      "\"2026-11-02\"");
+  assert_string_equal(
+      tu_eval(p, "host.calendar.holiday('2026-10-03')", &b, YZ_OK), "\"国庆\"");
+  assert_string_equal(
+      tu_eval(p, "host.calendar.next_school_day('2026-10-03')", &b, YZ_OK),
+      "\"2026-10-08\"");
+  assert_string_equal(tu_eval(p, "host.calendar.term('2027-02-01')", &b, YZ_OK),
+                      "nil");
+  assert_true(
+      tu_contains(tu_eval(p, "host.calendar.term('2027-02-30')", &b, YZ_ERR),
+                  "'2027-02-30' is not a date"));
+  yz_buf_free(&b);
+}
+
 /* ------------------------------------------------------------ kill -9 */
 
 static pid_t start_daemon(const char *dir) {
@@ -458,6 +492,7 @@ int main(void) {
       T(sleeping_is_refused_where_it_cannot_wait),
       T(a_busy_plugin_is_preempted_so_others_run_on_time),
       T(timers_fire_after_their_delay),
+      T(plugins_ask_the_school_calendar),
       T(a_run_killed_midway_is_done_again_once_not_lost),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);

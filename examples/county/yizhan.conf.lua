@@ -2,6 +2,24 @@
 timezone  = "Asia/Shanghai"
 log_level = "info"
 
+-- The 2026-2027 school year: terms with their mid-term days, the National
+-- Day holiday and the Spring Festival. Example dates: use the ones your
+-- education bureau publishes.
+calendar = {
+  terms = {
+    { name = "2026秋", start = "2026-09-01", mid = "2026-11-09", ["end"] = "2027-01-22" },
+    { name = "2027春", start = "2027-02-22", mid = "2027-04-19", ["end"] = "2027-07-02" },
+  },
+  holidays = {
+    { name = "国庆", from = "2026-10-01", to = "2026-10-07" },
+    { name = "元旦", from = "2027-01-01", to = "2027-01-03" },
+    { name = "清明", from = "2027-04-03", to = "2027-04-05" },
+    { name = "劳动节", from = "2027-05-01", to = "2027-05-05" },
+    { name = "端午", from = "2027-06-09", to = "2027-06-11" },
+  },
+  spring_festival = { ["2027"] = "2027-02-06" },
+}
+
 limits = { memory_mb = 64, instructions = 1000000000, quarantine_after = 5 }
 
 plugins = {
