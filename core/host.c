@@ -72,6 +72,7 @@ int yz_host_open_db(const char *datadir, const char *dbpath, yz_host **out,
 }
 
 int yz_host_start(yz_host *h) {
+  yz_sched_new_generation(h->sched, yz_clock_mono_ms());
   yz_plugins_discover(h);
   int rc = yz_plugins_start(h);
   /* Jobs a healthy plugin no longer registers are gone for good. */
@@ -97,8 +98,11 @@ int64_t yz_host_tick(yz_host *h) {
   int64_t now_ms = yz_clock_now_ms(&h->clock), now = now_ms / 1000;
   yz_job *job;
   int64_t scheduled;
-  int kind;
-  while ((kind = yz_sched_due(h->sched, now, &job, &scheduled)) !=
+  int kind, cursor = 0;
+  /* One transaction for the turn's bookkeeping and the plugins' writes
+  ** (host.db.tx nests as a savepoint): one commit, not one per statement. */
+  int tx = yz_store_tx_begin(h->store) == YZ_OK;
+  while ((kind = yz_sched_due(h->sched, now, &cursor, &job, &scheduled)) !=
          YZ_DUE_NONE) {
     char when[40];
     yz_clock_iso_local(h->cfg->timezone, scheduled, when, sizeof when);
@@ -120,6 +124,11 @@ int64_t yz_host_tick(yz_host *h) {
     }
   }
   int64_t wait = yz_tasks_run(h, now_ms);
+  if (tx && yz_store_tx_commit(h->store) != YZ_OK) {
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL, "cannot commit the turn: %s",
+            yz_store_errmsg(h->store));
+    yz_store_tx_rollback(h->store);
+  }
   if (wait == 0) return 0;
   int64_t due = yz_sched_next_wake(h->sched);
   if (due != YZ_NEVER) {

@@ -79,11 +79,8 @@ static int register_job(lua_State *L, const char *fn) {
   if (yz_spec_parse(text, &h->cfg->calendar, &spec, err, sizeof err) != YZ_OK)
     return luaL_error(L, "%s('%s'): %s", fn, name, err);
   /* A job registered again under its name replaces the old function. */
-  yz_job **jobs;
-  int n = yz_sched_jobs(h->sched, &jobs), old_ref = LUA_NOREF;
-  for (int i = 0; i < n; i++)
-    if (jobs[i]->owner == p && strcmp(jobs[i]->name, name) == 0)
-      old_ref = jobs[i]->fn_ref;
+  yz_job *old = yz_sched_find(h->sched, p->name, name);
+  int old_ref = old ? old->fn_ref : LUA_NOREF;
   lua_pushvalue(L, 3);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int64_t now = yz_clock_now_ms(&h->clock) / 1000;

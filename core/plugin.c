@@ -692,21 +692,42 @@ static void start_one(yz_plugin *p) {
   lua_pushvalue(L, -1);
   p->host_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
-  if (run_migrations(p)) return;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->manifest_ref);
-  lua_getfield(L, -1, "setup");
-  lua_remove(L, -2);
-  if (lua_isfunction(L, -1)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
-    p->state = YZ_PS_OK; /* a call needs a healthy plugin */
-    if (yz_plugin_call(p, 2, 0, "setup") != YZ_OK) {
-      p->state = YZ_PS_FAILED; /* setup failing is not a quarantine matter */
-      record(p);
-      return;
+  /* Each migration commits on its own; setup is one transaction, so a
+  ** setup that fails leaves nothing half done, and one that registers
+  ** thousands of jobs commits once. */
+  yz_store *store = p->host->store;
+  int ok = !run_migrations(p);
+  int tx = ok && yz_store_tx_begin(store) == YZ_OK;
+  if (ok) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->manifest_ref);
+    lua_getfield(L, -1, "setup");
+    lua_remove(L, -2);
+    if (lua_isfunction(L, -1)) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
+      p->state = YZ_PS_OK; /* a call needs a healthy plugin */
+      ok = yz_plugin_call(p, 2, 0, "setup") == YZ_OK;
+    } else {
+      lua_pop(L, 1);
     }
-  } else {
-    lua_pop(L, 1);
+  }
+  if (ok && tx && yz_store_tx_commit(store) != YZ_OK) {
+    char msg[ERR_MAX];
+    yz_fmt(msg, sizeof msg, "cannot commit its start: %s",
+           yz_store_errmsg(store));
+    set_error(p, msg);
+    ok = 0;
+  } else if (ok) {
+    tx = 0;
+  }
+  if (!ok) {
+    if (tx) yz_store_tx_rollback(store);
+    /* What setup registered went with the rollback. */
+    yz_tasks_drop(p->host, p);
+    yz_sched_forget(p->host->sched, p);
+    p->state = YZ_PS_FAILED; /* failing to start is not a quarantine matter */
+    record(p);
+    return;
   }
   p->state = YZ_PS_OK;
   p->failures = 0;

@@ -12,11 +12,42 @@
 #define MISSED_WALK_MAX 100000 /* occurrences walked to find the latest */
 
 struct yz_sched {
-  yz_store *store; /* yz_jobs lives here */
-  char *tz;        /* zone for specs */
-  yz_job **jobs;   /* registered jobs */
-  int njobs;       /* entries in jobs */
+  yz_store *store;    /* yz_jobs lives here */
+  char *tz;           /* zone for specs */
+  yz_job **jobs;      /* registered jobs */
+  int njobs;          /* entries in jobs */
+  int *index;         /* open-addressing hash of (plugin, name) -> jobs[i] */
+  int nindex;         /* slots in index (a power of two), 0 when none */
+  int64_t generation; /* marks rows registered since the last start */
 };
+
+static uint64_t key_hash(const char *plugin, const char *name) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const char *p = plugin; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  h = (h ^ 0xff) * 1099511628211ULL;
+  for (const char *p = name; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return h;
+}
+
+/* Rebuilds the index for the current jobs, at most half full. */
+static void reindex(yz_sched *s) {
+  int want = 16;
+  while (want < s->njobs * 2 + 2) want *= 2;
+  if (want != s->nindex) {
+    free(s->index);
+    s->index = yz_xmalloc(sizeof *s->index * (size_t)want);
+    s->nindex = want;
+  }
+  for (int i = 0; i < s->nindex; i++) s->index[i] = -1;
+  for (int i = 0; i < s->njobs; i++) {
+    size_t slot = key_hash(s->jobs[i]->plugin, s->jobs[i]->name) &
+                  (size_t)(s->nindex - 1);
+    while (s->index[slot] >= 0) slot = (slot + 1) & (size_t)(s->nindex - 1);
+    s->index[slot] = i;
+  }
+}
 
 yz_sched *yz_sched_new(yz_store *store, const char *tz) {
   yz_sched *s = yz_xcalloc(1, sizeof *s);
@@ -37,6 +68,7 @@ void yz_sched_free(yz_sched *s) {
   if (!s) return;
   for (int i = 0; i < s->njobs; i++) job_free(s->jobs[i]);
   free(s->jobs);
+  free(s->index);
   free(s->tz);
   free(s);
 }
@@ -62,12 +94,18 @@ static yz_value due_value(int64_t due) {
   return due == YZ_NEVER ? (yz_value){.type = YZ_NULL} : integer(due);
 }
 
-static yz_job *find(yz_sched *s, const char *plugin, const char *name) {
-  for (int i = 0; i < s->njobs; i++)
-    if (strcmp(s->jobs[i]->plugin, plugin) == 0 &&
-        strcmp(s->jobs[i]->name, name) == 0)
-      return s->jobs[i];
+yz_job *yz_sched_find(yz_sched *s, const char *plugin, const char *name) {
+  if (!s->nindex) return NULL;
+  size_t slot = key_hash(plugin, name) & (size_t)(s->nindex - 1);
+  for (; s->index[slot] >= 0; slot = (slot + 1) & (size_t)(s->nindex - 1)) {
+    yz_job *j = s->jobs[s->index[slot]];
+    if (strcmp(j->plugin, plugin) == 0 && strcmp(j->name, name) == 0) return j;
+  }
   return NULL;
+}
+
+void yz_sched_new_generation(yz_sched *s, int64_t generation) {
+  s->generation = generation;
 }
 
 static int64_t next_after(yz_sched *s, const yz_spec *spec, int64_t t) {
@@ -107,20 +145,21 @@ yz_job *yz_sched_register(yz_sched *s, void *owner, const char *plugin,
   if (!known || !same) due = next_after(s, spec, now);
   char at[40];
   yz_clock_iso_utc(now * 1000, at, sizeof at);
-  yz_value row[6] = {text(plugin),   text(name),     text(yz_spec_text(spec)),
-                     due_value(due), integer(grace), text(at)};
+  yz_value row[7] = {
+      text(plugin),   text(name), text(yz_spec_text(spec)), due_value(due),
+      integer(grace), text(at),   integer(s->generation)};
   if (yz_store_exec(s->store, NULL,
                     "INSERT INTO yz_jobs(plugin, name, spec, next_due, grace, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(plugin, "
-                    "name) DO UPDATE SET spec = excluded.spec, next_due = "
-                    "excluded.next_due, grace = excluded.grace, updated_at = "
-                    "excluded.updated_at",
-                    row, 6) != YZ_OK) {
+                    "updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON "
+                    "CONFLICT(plugin, name) DO UPDATE SET spec = excluded.spec,"
+                    " next_due = excluded.next_due, grace = excluded.grace, "
+                    "updated_at = excluded.updated_at, seen = excluded.seen",
+                    row, 7) != YZ_OK) {
     yz_fmt(err, errlen, "%s", yz_store_errmsg(s->store));
     yz_spec_free(spec);
     return NULL;
   }
-  yz_job *j = find(s, plugin, name);
+  yz_job *j = yz_sched_find(s, plugin, name);
   if (j) { /* registered twice in one start: the later one wins */
     yz_spec_free(j->spec);
   } else {
@@ -129,6 +168,13 @@ yz_job *yz_sched_register(yz_sched *s, void *owner, const char *plugin,
     j->name = yz_strdup(name);
     s->jobs = yz_xrealloc(s->jobs, sizeof *s->jobs * (size_t)(s->njobs + 1));
     s->jobs[s->njobs++] = j;
+    if (s->njobs * 2 + 2 > s->nindex) {
+      reindex(s);
+    } else {
+      size_t slot = key_hash(plugin, name) & (size_t)(s->nindex - 1);
+      while (s->index[slot] >= 0) slot = (slot + 1) & (size_t)(s->nindex - 1);
+      s->index[slot] = s->njobs - 1;
+    }
   }
   j->spec = spec;
   j->next_due = due;
@@ -142,6 +188,7 @@ yz_job *yz_sched_register(yz_sched *s, void *owner, const char *plugin,
 static void remove_at(yz_sched *s, int i) {
   job_free(s->jobs[i]);
   s->jobs[i] = s->jobs[--s->njobs];
+  reindex(s);
 }
 
 int yz_sched_cancel(yz_sched *s, const char *plugin, const char *name) {
@@ -159,32 +206,32 @@ int yz_sched_cancel(yz_sched *s, const char *plugin, const char *name) {
 }
 
 void yz_sched_forget(yz_sched *s, void *owner) {
-  for (int i = 0; i < s->njobs;)
+  int kept = 0;
+  for (int i = 0; i < s->njobs; i++)
     if (s->jobs[i]->owner == owner)
-      remove_at(s, i);
+      job_free(s->jobs[i]);
     else
-      i++;
+      s->jobs[kept++] = s->jobs[i];
+  if (kept != s->njobs) {
+    s->njobs = kept;
+    reindex(s);
+  }
 }
 
 int yz_sched_prune(yz_sched *s, const char *plugin) {
-  /* Mark the names in use, then delete the others in one statement. */
-  yz_value p = text(plugin);
-  yz_store_exec(s->store, NULL, "UPDATE yz_jobs SET seen = 0 WHERE plugin = ?",
-                &p, 1);
-  for (int i = 0; i < s->njobs; i++)
-    if (strcmp(s->jobs[i]->plugin, plugin) == 0) {
-      yz_value k[2] = {p, text(s->jobs[i]->name)};
-      yz_store_exec(s->store, NULL,
-                    "UPDATE yz_jobs SET seen = 1 WHERE plugin = ? AND name = ?",
-                    k, 2);
-    }
-  yz_store_exec(s->store, NULL,
-                "DELETE FROM yz_jobs WHERE plugin = ? AND seen = 0", &p, 1);
+  /* Rows registered in this generation were marked by the upsert. */
+  yz_value v[2] = {text(plugin), integer(s->generation)};
+  if (yz_store_exec(s->store, NULL,
+                    "DELETE FROM yz_jobs WHERE plugin = ? AND seen IS NOT ?", v,
+                    2) != YZ_OK)
+    return 0;
   return yz_store_changes(s->store);
 }
 
-int yz_sched_due(yz_sched *s, int64_t now, yz_job **job, int64_t *scheduled) {
-  for (int i = 0; i < s->njobs; i++) {
+int yz_sched_due(yz_sched *s, int64_t now, int *cursor, yz_job **job,
+                 int64_t *scheduled) {
+  for (int i = *cursor; i < s->njobs; i++) {
+    *cursor = i + 1;
     yz_job *j = s->jobs[i];
     if (j->running || j->next_due == YZ_NEVER || j->next_due > now) continue;
     /* The latest occurrence not after now: one run stands for all missed. */

@@ -49,6 +49,11 @@ const char *yz_sched_tz(const yz_sched *s);
 yz_job *yz_sched_register(yz_sched *s, void *owner, const char *plugin,
                           const char *name, yz_spec *spec, int64_t grace,
                           int fn_ref, int64_t now, char *err, size_t errlen);
+/* The registered job (plugin, name), or NULL. */
+yz_job *yz_sched_find(yz_sched *s, const char *plugin, const char *name);
+/* Starts a generation (at every host start): jobs registered from now on
+** are marked with it, and yz_sched_prune drops the rows without the mark. */
+void yz_sched_new_generation(yz_sched *s, int64_t generation);
 /* Removes a job from memory and the database; returns its function
 ** reference (for the caller to release) or -1 when there was none. */
 int yz_sched_cancel(yz_sched *s, const char *plugin, const char *name);
@@ -59,11 +64,13 @@ void yz_sched_forget(yz_sched *s, void *owner);
 int yz_sched_prune(yz_sched *s, const char *plugin);
 
 enum { YZ_DUE_NONE = 0, YZ_DUE_RUN, YZ_DUE_SKIP };
-/* Finds a job due at 'now' that is not running. YZ_DUE_RUN: run it for
-** *scheduled (its latest occurrence not after now). YZ_DUE_SKIP: that
-** occurrence is past the grace window; the caller logs it and calls
-** yz_sched_skipped. */
-int yz_sched_due(yz_sched *s, int64_t now, yz_job **job, int64_t *scheduled);
+/* Finds the next job due at 'now' that is not running, scanning from
+** *cursor (start at 0; it advances, so one pass over the jobs serves a
+** whole turn). YZ_DUE_RUN: run it for *scheduled (its latest occurrence not
+** after now). YZ_DUE_SKIP: that occurrence is past the grace window; the
+** caller logs it and calls yz_sched_skipped. */
+int yz_sched_due(yz_sched *s, int64_t now, int *cursor, yz_job **job,
+                 int64_t *scheduled);
 void yz_sched_started(yz_sched *s, yz_job *job, int64_t scheduled);
 /* Records the outcome; the next due time is the first occurrence after both
 ** the scheduled time and 'now' (a run that overran skips, not bursts). */

@@ -332,6 +332,30 @@ static void timers_fire_after_their_delay(void **state) {
   assert_int_equal(count(f, "SELECT at FROM runs"), START_MS / 1000 + 90);
 }
 
+static void a_setup_that_fails_leaves_no_jobs_and_no_writes(void **state) {
+  fixture *f = *state;
+  write_reminder(f,
+                 "    host.cron('monthly', '0 9 1 * *', log)\n"
+                 "    log({ job = 'setup', period = '', scheduled = 0 })\n"
+                 "    error('the county list is missing')\n");
+  yz_host_close(f->h);
+  f->h = tu_host(f->dir);
+  yz_clock_simulate(&f->h->clock, START_MS);
+  assert_int_equal(yz_host_start(f->h), YZ_ERR);
+  assert_int_equal(count(f,
+                         "SELECT count(*) FROM yz_jobs WHERE plugin = "
+                         "'reminder'"),
+                   0);
+  assert_int_equal(count(f, "SELECT count(*) FROM runs"), 0);
+  yz_job **jobs;
+  int n = yz_sched_jobs(f->h->sched, &jobs);
+  for (int i = 0; i < n; i++)
+    assert_string_not_equal(jobs[i]->plugin, "reminder");
+  /* Nothing fires for it later either. */
+  run_until(f, START_MS + 40LL * 86400 * 1000);
+  assert_int_equal(count(f, "SELECT count(*) FROM runs"), 0);
+}
+
 static void plugins_ask_the_school_calendar(void **state) {
   fixture *f = *state;
   tu_write(f->dir, "yizhan.conf.lua",
@@ -493,6 +517,7 @@ int main(void) {
       T(a_busy_plugin_is_preempted_so_others_run_on_time),
       T(timers_fire_after_their_delay),
       T(plugins_ask_the_school_calendar),
+      T(a_setup_that_fails_leaves_no_jobs_and_no_writes),
       T(a_run_killed_midway_is_done_again_once_not_lost),
   };
   return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);
