@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 #include "buf.h"
 #include "host.h"
+#include "lapi.h"
 #include "loop.h"
 #include "spec.h"
 
@@ -615,6 +617,155 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* ------------------------------------------------------------------ test */
+
+/* Appends to *files the *_test.lua files of p. */
+static void test_files(yz_plugin *p, char ***files, int *n) {
+  if (!p->dir) {
+    char path[4200];
+    size_t len = strlen(p->file);
+    yz_fmt(path, sizeof path, "%.*s_test.lua", (int)(len - 4), p->file);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+      *files = yz_xrealloc(*files, sizeof **files * (size_t)(*n + 1));
+      (*files)[(*n)++] = yz_strdup(path);
+    }
+    return;
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    char folder[4200];
+    yz_fmt(folder, sizeof folder, "%s%s", p->dir, pass ? "/tests" : "");
+    DIR *d = opendir(folder);
+    if (!d) continue;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      size_t len = strlen(e->d_name);
+      if (len > 9 && strcmp(e->d_name + len - 9, "_test.lua") == 0) {
+        char path[4600];
+        yz_fmt(path, sizeof path, "%s/%s", folder, e->d_name);
+        *files = yz_xrealloc(*files, sizeof **files * (size_t)(*n + 1));
+        (*files)[(*n)++] = yz_strdup(path);
+      }
+    }
+    closedir(d);
+  }
+}
+
+/* Marks p and everything it requires, recursively, as enabled. */
+static void enable_closure(yz_host *h, yz_plugin *p, char *mark) {
+  for (int i = 0; i < h->nplugins; i++)
+    if (h->plugins[i] == p) {
+      if (mark[i]) return;
+      mark[i] = 1;
+    }
+  for (int r = 0; r < p->nrequires; r++) {
+    yz_plugin *d = yz_plugin_find(h, p->requires[r]);
+    if (d) enable_closure(h, d, mark);
+  }
+}
+
+/* Runs one test file of plugin 'name' on a fresh database. */
+static void run_test_file(const char *dir, const char *name, const char *file,
+                          int *passed, int *failed) {
+  char tmpl[] = "/tmp/yizhan-test-XXXXXX", db[4200], err[YZ_ERRMSG_MAX];
+  if (!mkdtemp(tmpl)) {
+    printf("not ok - %s\n    cannot make a scratch folder\n", file);
+    (*failed)++;
+    return;
+  }
+  yz_fmt(db, sizeof db, "%s/test.db", tmpl);
+  yz_host *h = NULL;
+  if (yz_host_open_db(dir, db, &h, err, sizeof err) != YZ_OK) {
+    printf("not ok - %s\n    %s\n", file, err);
+    (*failed)++;
+    rmdir(tmpl);
+    return;
+  }
+  char *capbuf = NULL;
+  size_t caplen = 0;
+  FILE *cap = open_memstream(&capbuf, &caplen);
+  h->log.out = cap;
+  /* Only the plugin and what it requires run. */
+  yz_plugins_discover(h);
+  char *mark = yz_xcalloc((size_t)h->nplugins + 1, 1);
+  enable_closure(h, yz_plugin_find(h, name), mark);
+  for (int i = 0; i < h->nplugins; i++) {
+    yz_value v[2] = {{.type = YZ_TEXT,
+                      .s = h->plugins[i]->name,
+                      .n = strlen(h->plugins[i]->name)},
+                     {.type = YZ_INT, .i = mark[i]}};
+    yz_store_exec(h->store, NULL,
+                  "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) ON "
+                  "CONFLICT(name) DO UPDATE SET enabled = excluded.enabled",
+                  v, 2);
+  }
+  free(mark);
+  yz_clock_simulate(
+      &h->clock, yz_clock_from_local(h->cfg->timezone,
+                                     yz_days_from_civil(2026, 9, 1), 8, 0, 0) *
+                     1000);
+  yz_host_start(h);
+  yz_plugin *p = yz_plugin_find(h, name);
+  if (!p || p->state != YZ_PS_OK) {
+    printf("not ok - %s\n    the plugin did not start: %s\n", file,
+           p && p->error ? p->error : "?");
+    (*failed)++;
+  } else {
+    printf("# %s\n", file);
+    yz_lapi_run_tests(h, p, file, cap, &capbuf, &caplen, stdout, passed,
+                      failed);
+  }
+  yz_host_close(h);
+  fclose(cap);
+  free(capbuf);
+  static const char *const suffix[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    char side[4300];
+    yz_fmt(side, sizeof side, "%s%s", db, suffix[i]);
+    unlink(side);
+  }
+  rmdir(tmpl);
+}
+
+static int cmd_test(const char *dir, int argc, char **argv) {
+  yz_host *probe = open_host(dir);
+  if (!probe) return EXIT_FAIL;
+  yz_plugins_discover(probe);
+  int passed = 0, failed = 0, files_run = 0;
+  for (int i = 0; i < probe->nplugins; i++) {
+    yz_plugin *p = probe->plugins[i];
+    int wanted = argc == 1;
+    for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], p->name) == 0;
+    if (!wanted) continue;
+    char **files = NULL;
+    int n = 0;
+    test_files(p, &files, &n);
+    for (int f = 0; f < n; f++) {
+      run_test_file(dir, p->name, files[f], &passed, &failed);
+      files_run++;
+      free(files[f]);
+    }
+    free(files);
+    if (!n && argc > 1) {
+      printf("not ok - %s\n    no *_test.lua files next to %s\n", p->name,
+             p->file);
+      failed++;
+    }
+  }
+  for (int a = 1; a < argc; a++)
+    if (!yz_plugin_find(probe, argv[a])) {
+      printf("not ok - %s\n    no such plugin on the plugin path\n", argv[a]);
+      failed++;
+    }
+  yz_host_close(probe);
+  printf("%d passed, %d failed\n", passed, failed);
+  if (!files_run && !failed) {
+    fprintf(stderr, "yizhan: no plugin tests found\n");
+    return EXIT_FAIL;
+  }
+  return failed ? EXIT_FAIL : EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ spec */
 
 /* Parses "YYYY-MM-DD HH:MM" (or "YYYY-MM-DDTHH:MM") as local time in tz. */
@@ -748,6 +899,11 @@ static const cmd commands[] = {
      "time, and prints the timeline: when, which plugin and job, and what\n"
      "it logged. --plugin shows one plugin's part; --json prints JSON\n"
      "lines."},
+    {"test", cmd_test, "test [PLUGIN...]",
+     "Runs the *_test.lua files next to each plugin (all plugins with tests,\n"
+     "or the ones named), each file on a fresh database with a fake clock\n"
+     "starting 2026-09-01 08:00. Prints ok / not ok per test with the file\n"
+     "and line of a failed assertion; exits 0 only if all pass."},
     {"spec", cmd_spec,
      "spec 'SPEC' [--from 'YYYY-MM-DD HH:MM'] [--count N] [--tz ZONE]",
      "Prints the next N (default 5) times a schedule fires, one a line as\n"

@@ -7,6 +7,7 @@
 #define YZ_LAPI_H
 
 #include <lua.h>
+#include <stdio.h>
 
 #include "buf.h"
 
@@ -40,6 +41,14 @@ int yz_json_decode(lua_State *L, const char *s, size_t n, char *err,
 ** fails because the state is at its memory cap. Returns LUA_OK, or an error
 ** status with the error object pushed instead. */
 int yz_lapi_push_free(lua_State *L, char *s, size_t n);
+
+/* Runs the tests in 'file' inside p (lapi_test.c), writing "ok - name" or
+** "not ok - name" and the reason to out, and adding to the counts. The log
+** capture lets tests read what was logged. */
+struct yz_host;
+int yz_lapi_run_tests(struct yz_host *h, struct yz_plugin *p, const char *file,
+                      FILE *cap, char **capbuf, size_t *caplen, FILE *out,
+                      int *passed, int *failed);
 
 /* Appends a readable Lua-like rendering of the value at idx (tables with
 ** sorted keys, nested at most a few levels) for 'eval' and tests. */

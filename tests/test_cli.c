@@ -386,6 +386,52 @@ static void simulate_prints_a_school_year_and_touches_nothing(void **state) {
   free(d);
 }
 
+static void test_runs_plugin_tests_with_a_fake_clock(void **state) {
+  (void)state;
+  char *d = tu_datadir(
+      "plugins = { letters = {} }\n"
+      "calendar = { terms = { { name = 'a', start = "
+      "'2026-09-01', mid = '2026-11-09', ['end'] = "
+      "'2027-01-22' } } }\n");
+  tu_write(d, "plugins/letters.lua", letters_plugin);
+  tu_write(d, "plugins/letters_test.lua",
+           "test('the 1st of each month is reminded once', function(t)\n"
+           "  t.clock.set('2026-09-30 12:00')\n"
+           "  t.advance('2d')\n"
+           "  t.eq(host.db.one('SELECT group_concat(period) AS p FROM "
+           "reminded').p, '2026-10')\n"
+           "  t.advance('31d')\n"
+           "  t.eq(host.db.one('SELECT count(*) AS n FROM reminded').n, 2)\n"
+           "  t.contains(table.concat(t.logs(), '\\n'), 'period=2026-11')\n"
+           "  t.eq(t.jobs()[1].name, 'monthly')\n"
+           "end)\n"
+           "test('each test starts from a clean database', function(t)\n"
+           "  t.eq(host.db.one('SELECT count(*) AS n FROM reminded').n, 0)\n"
+           "end)\n"
+           "test('a failing assertion names its line', function(t)\n"
+           "  t.eq({ a = 1 }, { a = 2 }, 'the table')\n"
+           "end)\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "test", "letters", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(
+      tu_contains(r.out, "ok - the 1st of each month is reminded once"));
+  assert_true(
+      tu_contains(r.out, "ok - each test starts from a clean database"));
+  assert_true(
+      tu_contains(r.out, "not ok - a failing assertion names its line"));
+  assert_true(tu_contains(r.out,
+                          "letters_test.lua:14: assertion failed: the "
+                          "table: expected { a = 2 }, got { a = 1 }"));
+  assert_true(tu_contains(r.out, "2 passed, 1 failed"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "test", "nosuch", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.out, "no such plugin"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(help_and_version_exit_zero_and_usage_errors_exit_two),
@@ -399,6 +445,7 @@ int main(void) {
       cmocka_unit_test(run_reloads_on_sighup_and_stops_cleanly_on_sigterm),
       cmocka_unit_test(spec_prints_fire_times_or_the_error),
       cmocka_unit_test(simulate_prints_a_school_year_and_touches_nothing),
+      cmocka_unit_test(test_runs_plugin_tests_with_a_fake_clock),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

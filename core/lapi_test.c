@@ -1,0 +1,356 @@
+/*
+** lapi_test.c: the 't' table that plugin tests (*_test.lua) get, and the
+** runner behind 'yizhan test'.
+**
+** A test file runs inside its plugin's sandbox, on a fresh database and a
+** fake clock, and registers tests:
+**
+**   test("letters go out on the 1st", function(t)
+**     t.clock.set("2026-09-01 08:59")
+**     t.advance("2m")                  -- runs every job due on the way
+**     t.eq(host.db.one("SELECT count(*) AS n FROM sent").n, 3)
+**     t.contains(t.logs()[1], "letter reminders")
+**   end)
+**
+**   t.eq(actual, expected [, what])    deep equality (tables by content)
+**   t.ok(value [, what])               truthy
+**   t.contains(text, part [, what])    substring
+**   t.error(fn, part)                  fn raises, with 'part' in the message
+**   t.clock.set("YYYY-MM-DD HH:MM")    jumps there, as if the host had been
+**                                      off meanwhile (nothing runs on the
+**                                      way; see misfires in sched.h)
+**   t.advance("15m" | seconds)         moves forward, running every job,
+**                                      timer and sleeper due on the way
+**   t.now() -> "YYYY-MM-DD HH:MM"      the fake clock, local time
+**   t.logs() -> { lines }              log lines since the last call
+**   t.jobs() -> { {name=, spec=, next=} }  this plugin's jobs
+**
+** A failed assertion names the test file and line, what was expected and
+** what came. Each test's database changes are rolled back after it; the
+** fake clock and the log carry on from test to test.
+*/
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "host.h"
+#include "lapi.h"
+#include "plugin.h"
+#include "sandbox.h"
+#include "sched.h"
+
+#define ASSERT_MARK "assertion failed: "
+
+typedef struct test_ctx {
+  yz_host *h;     /* the host under test */
+  yz_plugin *p;   /* the plugin whose tests run */
+  FILE *cap;      /* the log capture */
+  char **capbuf;  /* its buffer */
+  size_t *caplen; /* its length */
+  size_t read;    /* bytes of it t.logs() has handed out */
+} test_ctx;
+
+static test_ctx *ctx_of(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* Raises "file:line: assertion failed: <msg>" at the test's line. */
+static int assert_fail(lua_State *L, const char *fmt, ...) {
+  luaL_where(L, 1);
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushliteral(L, ASSERT_MARK);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 3);
+  return lua_error(L);
+}
+
+static const char *what_of(lua_State *L, int idx) {
+  return lua_isnoneornil(L, idx) ? "" : luaL_checkstring(L, idx);
+}
+
+static const char *describe(lua_State *L, int idx) {
+  yz_buf b;
+  yz_buf_init(&b, 64 * 1024);
+  yz_lapi_describe(L, idx, &b);
+  lua_pushlstring(L, yz_buf_str(&b), b.len);
+  yz_buf_free(&b);
+  return lua_tostring(L, -1);
+}
+
+static int t_eq(lua_State *L) {
+  luaL_checkany(L, 2);
+  const char *what = what_of(L, 3);
+  const char *got = describe(L, 1);
+  const char *want = describe(L, 2);
+  if (strcmp(got, want) != 0)
+    return assert_fail(L, "%s%sexpected %s, got %s", what, *what ? ": " : "",
+                       want, got);
+  return 0;
+}
+
+static int t_ok(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (!lua_toboolean(L, 1)) {
+    const char *what = what_of(L, 2);
+    return assert_fail(L, "%s%sexpected a true value, got %s", what,
+                       *what ? ": " : "", describe(L, 1));
+  }
+  return 0;
+}
+
+static int t_contains(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  const char *part = luaL_checkstring(L, 2);
+  const char *what = what_of(L, 3);
+  if (!strstr(text, part))
+    return assert_fail(L, "%s%sexpected text containing \"%s\", got \"%s\"",
+                       what, *what ? ": " : "", part, text);
+  return 0;
+}
+
+static int t_error(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  const char *part = luaL_optstring(L, 2, "");
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 0, 0, 0) == LUA_OK)
+    return assert_fail(L, "expected an error containing \"%s\", got none",
+                       part);
+  const char *msg = lua_tostring(L, -1);
+  if (!msg || !strstr(msg, part))
+    return assert_fail(L, "expected an error containing \"%s\", got \"%s\"",
+                       part, msg ? msg : "(not a string)");
+  return 0;
+}
+
+/* Moves the fake clock forward to 'target', ticking through every due time
+** on the way. The test's own budget and task state are kept aside while
+** jobs run in their coroutines. */
+static void move_clock(test_ctx *c, int64_t target) {
+  yz_host *h = c->h;
+  yz_sandbox *sb = c->p->sb;
+  long long steps = sb->steps, slice = sb->slice_start;
+  lua_State *task = sb->task;
+  for (long guard = 0; guard < 10000000; guard++) {
+    int64_t wait = yz_host_tick(h);
+    int64_t now = yz_clock_now_ms(&h->clock);
+    if (wait != 0 && now >= target) break;
+    if (wait < 0 || now + wait > target) wait = target > now ? target - now : 0;
+    yz_clock_advance(&h->clock, wait);
+  }
+  sb->steps = steps;
+  sb->slice_start = slice;
+  sb->task = task;
+}
+
+static int t_clock_set(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  const char *s = luaL_checkstring(L, 1);
+  char date[11];
+  int64_t day;
+  if (strlen(s) != 16 || s[10] != ' ' || s[13] != ':')
+    return luaL_error(L,
+                      "t.clock.set: expected \"YYYY-MM-DD HH:MM\", got "
+                      "\"%s\"",
+                      s);
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  if (yz_parse_date(date, &day) != 0)
+    return luaL_error(L, "t.clock.set: '%s' is not a date", date);
+  int h = atoi(s + 11), m = atoi(s + 14);
+  /* A jump, as if the host had been off until then: nothing runs on the
+  ** way, and a run missed by less than its grace fires at the next tick. */
+  c->h->clock.sim_ms =
+      yz_clock_from_local(c->h->cfg->timezone, day, h, m, 0) * 1000;
+  return 0;
+}
+
+static int t_advance(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  int64_t ms;
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    ms = (int64_t)(lua_tonumber(L, 1) * 1000);
+  } else {
+    const char *s = luaL_checkstring(L, 1);
+    char *end;
+    double v = strtod(s, &end);
+    int64_t unit = *end == 's'   ? 1000
+                   : *end == 'm' ? 60000
+                   : *end == 'h' ? 3600000
+                   : *end == 'd' ? 86400000
+                   : *end == 'w' ? 604800000
+                                 : 0;
+    if (end == s || !unit || end[1] != '\0' || v < 0)
+      return luaL_error(L,
+                        "t.advance: expected seconds or a duration like "
+                        "\"15m\", \"2h\", \"1d\", got \"%s\"",
+                        s);
+    ms = (int64_t)(v * (double)unit);
+  }
+  luaL_argcheck(L, ms >= 0, 1, "the clock only moves forward");
+  move_clock(c, yz_clock_now_ms(&c->h->clock) + ms);
+  return 0;
+}
+
+static int t_now(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  yz_tm tm;
+  yz_clock_local(c->h->cfg->timezone, yz_clock_now_ms(&c->h->clock) / 1000,
+                 &tm);
+  lua_pushfstring(L, "%d-%s%d-%s%d %s%d:%s%d", tm.year, tm.mon < 10 ? "0" : "",
+                  tm.mon, tm.day < 10 ? "0" : "", tm.day,
+                  tm.hour < 10 ? "0" : "", tm.hour, tm.min < 10 ? "0" : "",
+                  tm.min);
+  return 1;
+}
+
+static int t_logs(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  fflush(c->cap);
+  lua_newtable(L);
+  size_t len = *c->caplen;
+  const char *buf = *c->capbuf;
+  lua_Integer n = 0;
+  size_t i = c->read;
+  while (i < len) {
+    const char *nl = memchr(buf + i, '\n', len - i);
+    size_t end = nl ? (size_t)(nl - buf) : len;
+    lua_pushlstring(L, buf + i, end - i);
+    lua_rawseti(L, -2, ++n);
+    i = end + 1;
+  }
+  c->read = len;
+  return 1;
+}
+
+static int t_jobs(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  yz_job **jobs;
+  int n = yz_sched_jobs(c->h->sched, &jobs);
+  lua_newtable(L);
+  lua_Integer k = 0;
+  for (int i = 0; i < n; i++) {
+    if (jobs[i]->owner != c->p) continue;
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, jobs[i]->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, yz_spec_text(jobs[i]->spec));
+    lua_setfield(L, -2, "spec");
+    if (jobs[i]->next_due != YZ_NEVER) {
+      char iso[40];
+      yz_clock_iso_local(c->h->cfg->timezone, jobs[i]->next_due, iso,
+                         sizeof iso);
+      lua_pushstring(L, iso);
+      lua_setfield(L, -2, "next");
+    }
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+/* test(name, fn): collects into the registry list "yz.tests". */
+static int t_register(lua_State *L) {
+  luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.tests");
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* Pushes the 't' table, its functions bound to ctx. */
+static void push_t(lua_State *L, test_ctx *c) {
+  static const luaL_Reg funcs[] = {
+      {"eq", t_eq},       {"ok", t_ok},           {"contains", t_contains},
+      {"error", t_error}, {"advance", t_advance}, {"now", t_now},
+      {"logs", t_logs},   {"jobs", t_jobs},       {NULL, NULL}};
+  lua_createtable(L, 0, 10);
+  lua_pushlightuserdata(L, c);
+  luaL_setfuncs(L, funcs, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushlightuserdata(L, c);
+  lua_pushcclosure(L, t_clock_set, 1);
+  lua_setfield(L, -2, "set");
+  lua_setfield(L, -2, "clock");
+}
+
+int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
+                      char **capbuf, size_t *caplen, FILE *out, int *passed,
+                      int *failed) {
+  lua_State *L = p->sb->L;
+  test_ctx c = {h, p, cap, capbuf, caplen, 0};
+  char err[8192];
+  lua_settop(L, 0);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "yz.tests");
+  if (yz_sandbox_loadfile(p->sb, file, err, sizeof err) != LUA_OK) {
+    fprintf(out, "not ok - %s\n    %s\n", file, err);
+    (*failed)++;
+    return YZ_ERR;
+  }
+  /* _ENV: the plugin's globals plus host, options and test(). */
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
+  lua_setfield(L, -2, "host");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
+  lua_setfield(L, -2, "options");
+  lua_pushcfunction(L, t_register);
+  lua_setfield(L, -2, "test");
+  lua_newtable(L);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+  if (yz_sandbox_call(p->sb, 0, 0, err, sizeof err) != LUA_OK) {
+    fprintf(out, "not ok - %s\n    %s\n", file, err);
+    (*failed)++;
+    return YZ_ERR;
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.tests");
+  int list = lua_gettop(L);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, list);
+  if (n == 0) {
+    fprintf(out,
+            "not ok - %s\n    no tests: call test(\"name\", "
+            "function(t) ... end)\n",
+            file);
+    (*failed)++;
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, list, i);
+    lua_rawgeti(L, -1, 1);
+    char name[256];
+    yz_fmt(name, sizeof name, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_rawgeti(L, -1, 2);
+    lua_remove(L, -2);
+    push_t(L, &c);
+    /* Each test's database changes are undone after it, so tests do not
+    ** depend on each other; the clock and the logs carry on. */
+    int tx = yz_store_tx_begin(h->store) == YZ_OK;
+    int rc = yz_sandbox_call(p->sb, 1, 0, err, sizeof err);
+    while (tx && yz_store_tx_depth(h->store) > 0)
+      yz_store_tx_rollback(h->store);
+    if (rc == LUA_OK) {
+      fprintf(out, "ok - %s\n", name);
+      (*passed)++;
+    } else {
+      /* An assertion shows its line alone; anything else its traceback. */
+      char *mark = strstr(err, ASSERT_MARK);
+      if (mark) {
+        char *nl = strchr(mark, '\n');
+        if (nl) *nl = '\0';
+      }
+      fprintf(out, "not ok - %s\n    %s\n", name, err);
+      (*failed)++;
+    }
+  }
+  lua_settop(L, 0);
+  return YZ_OK;
+}

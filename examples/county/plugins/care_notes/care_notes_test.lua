@@ -1,0 +1,36 @@
+-- Tests of care_notes, run by 'yizhan test care_notes' on a fresh database.
+-- luacheck: globals test host add_note summary
+
+test("a note is stored and counted by kind", function(t)
+  local id = add_note("张小明", "和妈妈视频通话，情绪稳定", "mood")
+  t.ok(id, "add_note returns the new id")
+  add_note("张小明", "数学作业需要辅导", "study")
+  add_note("李小红", "奶奶腿脚不便", "family")
+  t.eq(summary(), { family = 1, mood = 1, study = 1 })
+end)
+
+test("a note longer than the limit is refused", function(t)
+  local ok, why = add_note("张小明", string.rep("好", host.options.max_length + 1))
+  t.eq(ok, nil)
+  t.contains(why, "at most " .. host.options.max_length)
+  t.eq(summary(), {})
+end)
+
+test("an unknown kind is refused and nothing is written", function(t)
+  local ok, why = add_note("张小明", "x", "gossip")
+  t.eq(ok, nil)
+  t.eq(why, "unknown kind 'gossip'")
+  t.eq(host.db.one("SELECT count(*) AS n FROM care_notes").n, 0)
+end)
+
+test("notes carry the time of the fake clock", function(t)
+  t.clock.set("2026-10-08 09:30")
+  add_note("王小军", "国庆后返校，状态良好", "general")
+  local row = host.db.one("SELECT written_at FROM care_notes")
+  t.eq(row.written_at, host.now())
+  t.eq(t.now(), "2026-10-08 09:30")
+end)
+
+test("setup logs how many notes there are", function(t)
+  t.contains(table.concat(t.logs(), "\n"), 'msg="care notes ready" max_length=200 notes=0')
+end)
