@@ -4,8 +4,9 @@
 #define _GNU_SOURCE
 #include "loop.h"
 
+#include "http.h"
+
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 struct yz_loop {
+  yz_http *http;     /* the wait happens in libcurl's multi poll */
   int sfd;           /* signalfd for the caught signals */
   sigset_t caught;   /* SIGINT, SIGTERM, SIGHUP */
   sigset_t previous; /* the mask before the loop, restored on free */
@@ -34,9 +36,16 @@ yz_loop *yz_loop_new(char *err, unsigned errlen) {
     free(lp);
     return NULL;
   }
+  lp->http = yz_http_new(err, errlen);
+  if (!lp->http) {
+    sigprocmask(SIG_SETMASK, &lp->previous, NULL);
+    free(lp);
+    return NULL;
+  }
   lp->sfd = signalfd(-1, &lp->caught, SFD_CLOEXEC | SFD_NONBLOCK);
   if (lp->sfd < 0) {
     snprintf(err, errlen, "signalfd: %s", strerror(errno));
+    yz_http_free(lp->http);
     sigprocmask(SIG_SETMASK, &lp->previous, NULL);
     free(lp);
     return NULL;
@@ -47,15 +56,14 @@ yz_loop *yz_loop_new(char *err, unsigned errlen) {
 void yz_loop_free(yz_loop *lp) {
   if (!lp) return;
   close(lp->sfd);
+  yz_http_free(lp->http);
   sigprocmask(SIG_SETMASK, &lp->previous, NULL);
   free(lp);
 }
 
 int yz_loop_wait(yz_loop *lp, int timeout_ms) {
-  struct pollfd pfd = {.fd = lp->sfd, .events = POLLIN};
   for (;;) {
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0 && errno == EINTR) continue;
+    int n = yz_http_wait(lp->http, lp->sfd, timeout_ms);
     if (n < 0) return -1;
     if (n == 0) return 0;
     struct signalfd_siginfo si;

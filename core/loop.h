@@ -1,7 +1,7 @@
 /*
-** loop.h: the single-threaded event loop. For now it waits for signals
-** (SIGINT/SIGTERM stop, SIGHUP reload) and timeouts; scheduling and HTTP
-** plug into the same wait.
+** loop.h: the single-threaded event loop's wait: in libcurl's multi poll
+** (http.c), for the next due time, a signal (SIGINT/SIGTERM stop, SIGHUP
+** reload) or, once requests exist, an HTTP completion.
 **
 ** Signals arrive through a signalfd, so no handler and no global state is
 ** involved: they are blocked for normal delivery while the loop exists.
