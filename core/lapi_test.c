@@ -295,17 +295,9 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
     return YZ_ERR;
   }
   /* _ENV: the plugin's globals plus host, options and test(). */
-  lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
-  lua_setfield(L, -2, "host");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
-  lua_setfield(L, -2, "options");
+  yz_plugin_push_env(p);
   lua_pushcfunction(L, t_register);
   lua_setfield(L, -2, "test");
-  lua_newtable(L);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
   lua_setupvalue(L, -2, 1);
   if (yz_sandbox_call(p->sb, 0, 0, err, sizeof err) != LUA_OK) {
     fprintf(out, "not ok - %s\n    %s\n", file, err);

@@ -815,6 +815,19 @@ int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what) {
 
 /* ------------------------------------------------------------------ eval */
 
+void yz_plugin_push_env(yz_plugin *p) {
+  lua_State *L = p->sb->L;
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
+  lua_setfield(L, -2, "host");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
+  lua_setfield(L, -2, "options");
+  lua_newtable(L); /* its metatable: the plugin's globals behind */
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+}
+
 int yz_plugin_eval(yz_plugin *p, const char *code, yz_buf *out) {
   if (!p->sb || p->state != YZ_PS_OK) {
     yz_buf_addf(out, "plugin '%s' is not running (%s)%s%s", p->name,
@@ -839,16 +852,7 @@ int yz_plugin_eval(yz_plugin *p, const char *code, yz_buf *out) {
     lua_settop(L, 0);
     return YZ_ERR;
   }
-  /* _ENV: the plugin's globals plus 'host' and 'options'. */
-  lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
-  lua_setfield(L, -2, "host");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
-  lua_setfield(L, -2, "options");
-  lua_newtable(L);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
+  yz_plugin_push_env(p);
   lua_setupvalue(L, -2, 1);
   char err[ERR_MAX];
   if (yz_sandbox_call(p->sb, 0, LUA_MULTRET, err, sizeof err) != LUA_OK) {

@@ -73,6 +73,9 @@ int yz_plugin_call(yz_plugin *p, int nargs, int nresults, const char *what);
 ** failure count resets); otherwise the failure is logged with 'what',
 ** counted and recorded, and past the threshold p is quarantined. */
 void yz_plugin_outcome(yz_plugin *p, const char *what, const char *err);
+/* Pushes an environment for code run inside p from outside (eval, tests):
+** 'host' and 'options', with the plugin's globals behind them. */
+void yz_plugin_push_env(yz_plugin *p);
 /* Runs a snippet in p's sandbox with 'host' and 'options' in scope and
 ** appends a readable rendering of its results (or the error) to out.
 ** Returns YZ_OK or YZ_ERR. Failures here are not counted. */
