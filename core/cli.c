@@ -438,7 +438,7 @@ static int cmd_jobs(const char *dir, int argc, char **argv) {
   }
   const char *tz = h->cfg->timezone;
   int rows = 0;
-  printf("%-16s %-18s %-24s %-25s %-25s %s\n", "PLUGIN", "JOB", "SPEC", "NEXT",
+  printf("%-16s %-22s %-30s %-25s %-25s %s\n", "PLUGIN", "JOB", "SPEC", "NEXT",
          "LAST RUN", "RESULT");
   while (yz_stmt_step(st) == YZ_ROW) {
     yz_value v[8];
@@ -453,7 +453,7 @@ static int cmd_jobs(const char *dir, int argc, char **argv) {
       yz_fmt(result + l, sizeof result - l, " (%lld failure%s in a row)",
              (long long)v[6].i, v[6].i == 1 ? "" : "s");
     }
-    printf("%-16s %-18s %-24s %-25s %-25s %s\n", v[0].s, v[1].s, v[2].s, next,
+    printf("%-16s %-22s %-30s %-25s %-25s %s\n", v[0].s, v[1].s, v[2].s, next,
            last, result);
     if (v[7].type == YZ_TEXT && v[5].type == YZ_TEXT &&
         strcmp(v[5].s, "ok") != 0)
@@ -560,6 +560,9 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
     rmdir(tmpl);
     return EXIT_FAIL;
   }
+  /* The copy's schedule starts afresh at --from: due times persisted by the
+  ** real daemon belong to the real clock. */
+  yz_store_exec(h->store, NULL, "DELETE FROM yz_jobs", NULL, 0);
   const char *tz = h->cfg->timezone;
   char *capbuf = NULL;
   size_t caplen = 0;
@@ -728,8 +731,21 @@ static void run_test_file(const char *dir, const char *name, const char *file,
 }
 
 static int cmd_test(const char *dir, int argc, char **argv) {
-  yz_host *probe = open_host(dir);
-  if (!probe) return EXIT_FAIL;
+  /* Finding the plugins needs a host, not the real database: tests never
+  ** touch it (and a checkout of examples/ gains no file). */
+  char tmpl[] = "/tmp/yizhan-test-XXXXXX", probe_db[4200], err[YZ_ERRMSG_MAX];
+  if (!mkdtemp(tmpl)) {
+    fprintf(stderr, "yizhan: cannot make a scratch folder: %s\n",
+            strerror(errno));
+    return EXIT_FAIL;
+  }
+  yz_fmt(probe_db, sizeof probe_db, "%s/probe.db", tmpl);
+  yz_host *probe = NULL;
+  if (yz_host_open_db(dir, probe_db, &probe, err, sizeof err) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", err);
+    rmdir(tmpl);
+    return EXIT_FAIL;
+  }
   yz_plugins_discover(probe);
   int passed = 0, failed = 0, files_run = 0;
   for (int i = 0; i < probe->nplugins; i++) {
@@ -758,6 +774,13 @@ static int cmd_test(const char *dir, int argc, char **argv) {
       failed++;
     }
   yz_host_close(probe);
+  static const char *const suffix[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    char side[4300];
+    yz_fmt(side, sizeof side, "%s%s", probe_db, suffix[i]);
+    unlink(side);
+  }
+  rmdir(tmpl);
   printf("%d passed, %d failed\n", passed, failed);
   if (!files_run && !failed) {
     fprintf(stderr, "yizhan: no plugin tests found\n");

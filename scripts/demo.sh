@@ -28,6 +28,18 @@ $y -d "$demo" eval care_notes 'add_note("李小红", "数学作业需要辅导",
 $y -d "$demo" eval care_notes 'add_note("李小红", "奶奶腿脚不便，周末需要家访", "family")'
 $y -d "$demo" eval care_notes 'summary()'
 
+step "yizhan test: the plugin's own tests, on a fresh database and a fake clock"
+$y -d "$demo" test care_notes
+
+step "yizhan spec: when '3 days before term.end 09:00' fires this school year"
+$y -d "$demo" spec '3 days before term.end 09:00' --from '2026-09-01 00:00' --count 2
+
+step "yizhan simulate: the school year on a copy of the data"
+$y -d "$demo" simulate --from 2026-09-01 --to 2027-07-10 | grep -v 'care notes ready'
+
+step "yizhan jobs"
+$y -d "$demo" jobs
+
 step "yizhan eval: the sandbox refuses what a policy must not do"
 $y -d "$demo" eval care_notes 'io.open("/etc/passwd")' || echo "(refused, as it should be)"
 

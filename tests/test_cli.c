@@ -379,8 +379,15 @@ static void simulate_prints_a_school_year_and_touches_nothing(void **state) {
   assert_int_equal(r.status, 0);
   tu_run_free(&r);
   r = tu_yizhan((const char *[]){"-d", d, "jobs", NULL});
-  assert_true(tu_contains(r.out, "letters          monthly"));
+  assert_true(tu_contains(r.out, "letters          monthly  "));
   assert_true(tu_contains(r.out, "3 days before term.end 09:00"));
+  tu_run_free(&r);
+  /* A simulation starts its schedule at --from, whatever the real daemon
+  ** has persisted since. */
+  r = tu_yizhan((const char *[]){"-d", d, "simulate", "--from", "2026-09-01",
+                                 "--to", "2026-09-30", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "2026-09-01T09:00:00+08:00  letters/monthly"));
   tu_run_free(&r);
   tu_rmrf(d);
   free(d);

@@ -34,3 +34,24 @@ end)
 test("setup logs how many notes there are", function(t)
   t.contains(table.concat(t.logs(), "\n"), 'msg="care notes ready" max_length=200 notes=0')
 end)
+
+test("the monthly summary counts last month's notes", function(t)
+  t.clock.set("2026-10-15 10:00")
+  add_note("张小明", "情绪稳定", "mood")
+  add_note("李小红", "需要辅导", "study")
+  t.logs()
+  t.advance("17d") -- past 2026-11-01 08:00
+  local log = table.concat(t.logs(), "\n")
+  t.contains(log, "monthly care-note summary")
+  t.contains(log, "period=2026-11")
+  t.contains(log, "notes=2")
+end)
+
+test("teachers are reminded three days before the term ends", function(t)
+  local review
+  for _, job in ipairs(t.jobs()) do
+    if job.name == "review_before_visits" then review = job end
+  end
+  t.ok(review, "the review job is registered")
+  t.eq(review.next, "2027-01-19T09:00:00+08:00")
+end)

@@ -36,6 +36,8 @@ return {
   options = {
     max_length = 500,                                     -- characters per note
     kinds = { "general", "health", "study", "mood", "family" },
+    summary_at = "0 8 1 * *",                             -- the monthly summary
+    review_at = "3 days before term.end 09:00",           -- before term-end visits
   },
   migrations = {
     [[CREATE TABLE care_notes (
@@ -50,5 +52,24 @@ return {
     host = h
     local n = h.db.one("SELECT count(*) AS n FROM care_notes").n
     h.log.info("care notes ready", { notes = n, max_length = opts.max_length })
+
+    -- On the 1st of each month: how many notes of each kind last month.
+    h.cron("monthly_summary", opts.summary_at, function(run)
+      local month_start = run.scheduled - 31 * 86400
+      local counts, total = {}, 0
+      for row in h.db.rows("SELECT kind, count(*) AS n FROM care_notes"
+                           .. " WHERE written_at >= ? AND written_at < ? GROUP BY kind",
+                           month_start, run.scheduled) do
+        counts[#counts + 1] = row.kind .. "=" .. row.n
+        total = total + row.n
+      end
+      h.log.info("monthly care-note summary", { period = run.period, notes = total,
+                                                kinds = table.concat(counts, ",") })
+    end)
+
+    -- Before each term-end home visit, teachers reread their notes.
+    h.cron("review_before_visits", opts.review_at, function(run)
+      h.log.info("review care notes before the term-end home visits", { date = run.period })
+    end)
   end,
 }
