@@ -41,7 +41,7 @@
   "  setup = function(host)\n"                                       \
   "    host.cron('spin', '0 0 * * *', function()\n"                  \
   "      local x = 0\n"                                              \
-  "      for i = 1, 8000000 do x = x + i end\n"                     \
+  "      for i = 1, 8000000 do x = x + i end\n"                      \
   "      host.db.exec('INSERT INTO spins VALUES (?)', x)\n"          \
   "    end)\n"                                                       \
   "  end }\n"
