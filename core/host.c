@@ -99,8 +99,12 @@ int64_t yz_host_tick(yz_host *h) {
   yz_job *job;
   int64_t scheduled;
   int kind, cursor = 0;
-  /* One transaction for the turn's bookkeeping and the plugins' writes
-  ** (host.db.tx nests as a savepoint): one commit, not one per statement. */
+  /* A turn never starts inside another (a test moving the clock from a
+  ** job, say). */
+  if (h->ticking) return -1;
+  h->ticking = 1;
+  /* The turn's bookkeeping in one transaction: one commit, not one per
+  ** job. The plugins' own code runs afterwards, a transaction per slice. */
   int tx = yz_store_tx_begin(h->store) == YZ_OK;
   while ((kind = yz_sched_due(h->sched, now, &cursor, &job, &scheduled)) !=
          YZ_DUE_NONE) {
@@ -123,12 +127,13 @@ int64_t yz_host_tick(yz_host *h) {
       yz_sched_finished(h->sched, job, scheduled, 0, err, now);
     }
   }
-  int64_t wait = yz_tasks_run(h, now_ms);
   if (tx && yz_store_tx_commit(h->store) != YZ_OK) {
     yz_logf(&h->log, YZ_LOG_ERROR, NULL, "cannot commit the turn: %s",
             yz_store_errmsg(h->store));
     yz_store_tx_rollback(h->store);
   }
+  int64_t wait = yz_tasks_run(h, now_ms);
+  h->ticking = 0;
   if (wait == 0) return 0;
   int64_t due = yz_sched_next_wake(h->sched);
   if (due != YZ_NEVER) {

@@ -27,6 +27,7 @@ typedef struct yz_host {
   int nplugins;            /* entries in plugins */
   yz_sched *sched;         /* persistent jobs */
   yz_task *tasks;          /* running and waiting coroutines */
+  int ticking;             /* inside yz_host_tick */
   char err[YZ_ERRMSG_MAX]; /* last error */
 } yz_host;
 

@@ -124,7 +124,8 @@ static int h_at(lua_State *L) {
 static int h_after(lua_State *L) {
   lua_Number secs = luaL_checknumber(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  luaL_argcheck(L, secs >= 0, 1, "a delay in seconds, 0 or more");
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, 1,
+                "a delay in seconds, from 0 to under 31 years");
   yz_plugin *p = plugin_of(L);
   lua_pushvalue(L, 2);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -147,7 +148,8 @@ static int h_cancel(lua_State *L) {
 
 static int h_sleep(lua_State *L) {
   lua_Number secs = luaL_checknumber(L, 1);
-  luaL_argcheck(L, secs >= 0, 1, "seconds, 0 or more");
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, 1,
+                "seconds, from 0 to under 31 years");
   if (yz_sandbox_of(L)->task != L || !lua_isyieldable(L))
     return luaL_error(L,
                       "host.sleep: only a job or timer can sleep, from "

@@ -169,6 +169,10 @@ static int t_clock_set(lua_State *L) {
 
 static int t_advance(lua_State *L) {
   test_ctx *c = ctx_of(L);
+  if (c->p->sb->task)
+    return luaL_error(L,
+                      "t.advance: only the test itself moves the clock, "
+                      "not a job or timer it started");
   int64_t ms;
   if (lua_type(L, 1) == LUA_TNUMBER) {
     ms = (int64_t)(lua_tonumber(L, 1) * 1000);

@@ -475,7 +475,9 @@ int yz_sandbox_resume(yz_sandbox *sb, lua_State *co, int nargs,
   sb->handling = 0;
   sb->slice_start = sb->steps;
   sb->task = co;
-  if (sb->step_limit) lua_sethook(co, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  /* The coroutine keeps the hook it was born with, and its count runs on
+  ** across resumes: setting it again here would restart the count, and a
+  ** task yielding every few hundred instructions would never be charged. */
   int rc = lua_resume(co, sb->L, nargs, nres);
   sb->task = NULL;
   *steps = sb->steps;

@@ -142,7 +142,11 @@ yz_job *yz_sched_register(yz_sched *s, void *owner, const char *plugin,
     failures = v.type == YZ_INT ? (int)v.i : 0;
   }
   yz_stmt_release(st);
-  if (!known || !same) due = next_after(s, spec, now);
+  /* A stored due time in the past is a run still owed (missed, or cut
+  ** short by a crash): keep it. Otherwise recompute, for the calendar or
+  ** the time zone may have changed though the spec's text did not. */
+  if (!known || !same || due == YZ_NEVER || due > now)
+    due = next_after(s, spec, now);
   char at[40];
   yz_clock_iso_utc(now * 1000, at, sizeof at);
   yz_value row[7] = {
@@ -198,8 +202,17 @@ int yz_sched_cancel(yz_sched *s, const char *plugin, const char *name) {
   for (int i = 0; i < s->njobs; i++)
     if (strcmp(s->jobs[i]->plugin, plugin) == 0 &&
         strcmp(s->jobs[i]->name, name) == 0) {
-      int ref = s->jobs[i]->fn_ref;
-      remove_at(s, i);
+      yz_job *j = s->jobs[i];
+      int ref = j->fn_ref;
+      if (j->running) {
+        /* Its task still points at it: take it out of the schedule now and
+        ** free it when the run ends (yz_sched_release). */
+        j->cancelled = 1;
+        s->jobs[i] = s->jobs[--s->njobs];
+        reindex(s);
+      } else {
+        remove_at(s, i);
+      }
       return ref;
     }
   return -1;
@@ -277,8 +290,16 @@ static void record(yz_sched *s, yz_job *job, int64_t scheduled,
                 v, 8);
 }
 
+void yz_sched_release(yz_job *job) {
+  if (job && job->cancelled) job_free(job);
+}
+
 void yz_sched_finished(yz_sched *s, yz_job *job, int64_t scheduled, int ok,
                        const char *err, int64_t now) {
+  if (job->cancelled) { /* its row is gone already */
+    job_free(job);
+    return;
+  }
   job->running = 0;
   job->failures = ok ? 0 : job->failures + 1;
   record(s, job, scheduled, ok ? "ok" : "failed", ok ? NULL : err, now);

@@ -30,6 +30,7 @@ typedef struct yz_job {
   int fn_ref;       /* the owner's registry reference to the function */
   void *owner;      /* the plugin */
   int running;      /* a run is in progress */
+  int cancelled;    /* cancelled while running: freed when the run ends */
   int failures;     /* consecutive failed runs */
 } yz_job;
 
@@ -57,6 +58,8 @@ void yz_sched_new_generation(yz_sched *s, int64_t generation);
 /* Removes a job from memory and the database; returns its function
 ** reference (for the caller to release) or -1 when there was none. */
 int yz_sched_cancel(yz_sched *s, const char *plugin, const char *name);
+/* Frees a job cancelled while it ran, once its run is over or dropped. */
+void yz_sched_release(yz_job *job);
 /* Forgets the in-memory jobs of an owner being unloaded (rows stay). */
 void yz_sched_forget(yz_sched *s, void *owner);
 /* Deletes the rows of 'plugin' whose jobs were not registered again;

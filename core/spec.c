@@ -173,6 +173,9 @@ static int parse_field(parse_ctx *p, int fi, const char *start, const char *end,
       return fail(p, "%s: unexpected '%c' at column %d", f->name, *s,
                   column(p, s));
     for (int v = lo; v <= hi; v += step) *bits |= 1ULL << (fi == 4 ? v % 7 : v);
+    if (lo > hi)
+      return fail(p, "%s: '%.*s' matches no value at column %d", f->name,
+                  (int)(iend - item), item, column(p, item));
     s = iend;
     if (comma) {
       s++;
@@ -519,14 +522,24 @@ static int next_cron(const yz_spec *s, const char *tz, int64_t after,
 static int next_every(const yz_spec *s, const char *tz, int64_t after,
                       int64_t *next) {
   /* Anchored at local midnight of Monday 1970-01-05, so "every 1d" runs at
-  ** midnight, "every 2h" at even hours, "every 1w" on Mondays. */
+  ** midnight, "every 2h" at even hours, "every 1w" on Mondays. The next
+  ** local wall time on that grid is converted like any other local time,
+  ** so one that falls in a DST gap fires when the gap ends. */
   const int64_t anchor = 4 * 86400;
   int64_t local = after + yz_clock_utcoff(tz, after) - anchor;
-  int64_t k = (local >= 0 ? local / s->every : -((-local - 1) / s->every) - 1);
-  int64_t cand = (k + 1) * s->every + anchor;
-  int64_t t = cand - yz_clock_utcoff(tz, cand - yz_clock_utcoff(tz, after));
-  while (t <= after) t += s->every; /* a DST shift back: never repeat */
-  *next = t;
+  int64_t k = local >= 0 ? local / s->every : -((-local - 1) / s->every) - 1;
+  for (int tries = 0; tries < 4; tries++) {
+    int64_t wall = (k + 1 + tries) * s->every + anchor;
+    int64_t days = wall >= 0 ? wall / 86400 : -((-wall + 86399) / 86400);
+    int64_t secs = wall - days * 86400;
+    int64_t t = yz_clock_from_local(tz, days, (int)(secs / 3600),
+                                    (int)(secs / 60 % 60), (int)(secs % 60));
+    if (t > after) {
+      *next = t;
+      return YZ_OK;
+    }
+  }
+  *next = after + s->every; /* a repeated wall hour: elapsed time instead */
   return YZ_OK;
 }
 

@@ -678,8 +678,22 @@ int yz_store_tx_begin(yz_store *s) {
   return rc;
 }
 
+int yz_store_tx_lost(yz_store *s) {
+  if (s->tx_depth > 0 && sqlite3_get_autocommit(s->db)) {
+    s->tx_depth = 0;
+    return 1;
+  }
+  return 0;
+}
+
 int yz_store_tx_commit(yz_store *s) {
   char sql[64];
+  if (yz_store_tx_lost(s)) {
+    set_err(s,
+            "the transaction was rolled back by an error inside it (an "
+            "interrupted statement, OR ROLLBACK or RAISE(ROLLBACK))");
+    return YZ_ERR;
+  }
   if (s->tx_depth <= 0) {
     set_err(s, "commit without a transaction");
     return YZ_EUSAGE;
@@ -695,6 +709,7 @@ int yz_store_tx_commit(yz_store *s) {
 
 int yz_store_tx_rollback(yz_store *s) {
   char sql[96];
+  if (yz_store_tx_lost(s)) return YZ_OK; /* nothing left to undo */
   if (s->tx_depth <= 0) {
     set_err(s, "rollback without a transaction");
     return YZ_EUSAGE;

@@ -99,6 +99,9 @@ int yz_store_tx_begin(yz_store *s);
 int yz_store_tx_commit(yz_store *s);
 int yz_store_tx_rollback(yz_store *s);
 int yz_store_tx_depth(const yz_store *s);
+/* True (and the nesting reset to none) when SQLite itself rolled back the
+** open transaction: an interrupted write, OR ROLLBACK, RAISE(ROLLBACK). */
+int yz_store_tx_lost(yz_store *s);
 
 /* Applies the steps of 'owner' not yet applied, each in its own transaction
 ** and recorded in yz_migrations with a checksum. A step already applied whose

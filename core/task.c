@@ -124,8 +124,20 @@ static void resume(yz_host *h, yz_task *t, int64_t now_ms) {
     finish(h, t, 0, "the plugin is quarantined");
     return;
   }
+  /* Each slice is its own transaction: one commit for the slice's writes,
+  ** and a statement that makes SQLite roll back everything (an interrupted
+  ** write, OR ROLLBACK) undoes this plugin's slice, nobody else's. */
+  yz_store *store = h->store;
+  int tx = yz_store_tx_begin(store) == YZ_OK;
   int rc =
       yz_sandbox_resume(t->p->sb, co, nargs, &t->steps, &nres, err, sizeof err);
+  if (tx && yz_store_tx_lost(store)) {
+    tx = 0;
+    yz_logf(&h->log, YZ_LOG_WARN, t->p->name,
+            "%s: a statement rolled back the transaction; this slice's "
+            "writes are undone",
+            t->what);
+  }
   if (rc == LUA_OK) {
     lua_settop(co, 0);
     finish(h, t, 1, NULL);
@@ -134,9 +146,15 @@ static void resume(yz_host *h, yz_task *t, int64_t now_ms) {
     if (nres == 2 && lua_touserdata(co, -2) == yz_task_sleep_mark())
       secs = lua_tonumber(co, -1);
     lua_pop(co, nres);
+    if (!(secs < 1e9)) secs = 1e9; /* about 31 years: "for ever", safely */
     t->wake_ms = now_ms + (int64_t)(secs * 1000);
   } else {
     finish(h, t, 0, err);
+  }
+  if (tx && yz_store_tx_commit(store) != YZ_OK) {
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL, "cannot commit a slice: %s",
+            yz_store_errmsg(store));
+    yz_store_tx_rollback(store);
   }
 }
 
@@ -148,12 +166,9 @@ int64_t yz_tasks_run(yz_host *h, int64_t now_ms) {
   n = 0;
   for (yz_task *t = h->tasks; t; t = t->next)
     if (t->wake_ms <= now_ms) ready[n++] = t;
-  for (int i = 0; i < n; i++) {
-    /* A task can be gone if an earlier one's outcome unloaded its plugin. */
-    int alive = 0;
-    for (yz_task *t = h->tasks; t && !alive; t = t->next) alive = t == ready[i];
-    if (alive) resume(h, ready[i], now_ms);
-  }
+  /* Each ready task is resumed once; only its own resume can end it (a
+  ** plugin is unloaded between turns, never during one). */
+  for (int i = 0; i < n; i++) resume(h, ready[i], now_ms);
   free(ready);
   int64_t wait = -1;
   for (yz_task *t = h->tasks; t; t = t->next) {
@@ -168,7 +183,10 @@ void yz_tasks_drop(yz_host *h, yz_plugin *p) {
     yz_task *t = *pp;
     if (t->p == p) {
       *pp = t->next;
-      if (t->job) t->job->running = 0;
+      if (t->job) {
+        t->job->running = 0;
+        yz_sched_release(t->job); /* if it was cancelled meanwhile */
+      }
       free(t);
     } else {
       pp = &t->next;

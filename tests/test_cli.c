@@ -417,6 +417,12 @@ static void test_runs_plugin_tests_with_a_fake_clock(void **state) {
            "end)\n"
            "test('a failing assertion names its line', function(t)\n"
            "  t.eq({ a = 1 }, { a = 2 }, 'the table')\n"
+           "end)\n"
+           "test('a timer cannot move the clock', function(t)\n"
+           "  host.after(0, function() t.advance('1s') end)\n"
+           "  t.advance('2s')\n"
+           "  t.contains(table.concat(t.logs(), '\\n'), 'only the test itself "
+           "moves the clock')\n"
            "end)\n");
   tu_run r = tu_yizhan((const char *[]){"-d", d, "test", "letters", NULL});
   assert_int_equal(r.status, 1);
@@ -429,7 +435,8 @@ static void test_runs_plugin_tests_with_a_fake_clock(void **state) {
   assert_true(tu_contains(r.out,
                           "letters_test.lua:14: assertion failed: the "
                           "table: expected { a = 2 }, got { a = 1 }"));
-  assert_true(tu_contains(r.out, "2 passed, 1 failed"));
+  assert_true(tu_contains(r.out, "ok - a timer cannot move the clock"));
+  assert_true(tu_contains(r.out, "3 passed, 1 failed"));
   tu_run_free(&r);
   r = tu_yizhan((const char *[]){"-d", d, "test", "nosuch", NULL});
   assert_int_equal(r.status, 1);

@@ -356,6 +356,96 @@ static void a_setup_that_fails_leaves_no_jobs_and_no_writes(void **state) {
   assert_int_equal(count(f, "SELECT count(*) FROM runs"), 0);
 }
 
+static void a_job_may_cancel_itself_or_a_sleeping_one(void **state) {
+  fixture *f = *state;
+  write_reminder(f,
+                 "    host.every('once', '1m', function(run) log(run); "
+                 "host.cancel('once') end)\n"
+                 "    host.cron('sleeper', '0 0 * * *', function(run)\n"
+                 "      host.sleep(3600); log({ job = 'sleeper-woke', period "
+                 "= '', scheduled = 0 })\n"
+                 "    end)\n"
+                 "    host.cron('killer', '30 0 * * *', function(run) "
+                 "host.cancel('sleeper') end)\n");
+  start_at(f, START_MS);
+  run_until(f, START_MS + 3 * 3600 * 1000); /* to 02:00 */
+  /* 'once' ran once; 'sleeper' was cancelled in its sleep and its run still
+  ** ended cleanly; neither is scheduled any more. */
+  assert_int_equal(count(f, "SELECT count(*) FROM runs WHERE job = 'once'"), 1);
+  assert_int_equal(
+      count(f, "SELECT count(*) FROM runs WHERE job = 'sleeper-woke'"), 1);
+  assert_int_equal(count(f,
+                         "SELECT count(*) FROM yz_jobs WHERE name IN "
+                         "('once', 'sleeper')"),
+                   0);
+  run_until(f, START_MS + 30LL * 3600 * 1000);
+  assert_int_equal(count(f, "SELECT count(*) FROM runs WHERE job = 'once'"), 1);
+}
+
+static void one_plugins_rollback_does_not_undo_anothers_writes(void **state) {
+  fixture *f = *state;
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { reminder = {}, spoiler = {} }\n");
+  tu_write(f->dir, "plugins/spoiler.lua",
+           "return { name = 'spoiler', version = '1', owns = { 'dup' },\n"
+           "  migrations = { 'CREATE TABLE dup (id INTEGER PRIMARY KEY)',\n"
+           "                 'INSERT INTO dup VALUES (1)' },\n"
+           "  setup = function(host)\n"
+           "    host.every('spoil', '1m', function()\n"
+           "      pcall(host.db.exec, 'INSERT OR ROLLBACK INTO dup VALUES "
+           "(1)')\n"
+           "    end)\n"
+           "  end }\n");
+  write_reminder(f, "    host.every('tick', '1m', log)\n");
+  start_at(f, START_MS);
+  run_until(f, START_MS + 10 * 60 * 1000);
+  /* Every one of the ten minutes is there, whatever the spoiler did. */
+  assert_int_equal(count(f, "SELECT count(*) FROM runs"), 10);
+  assert_int_equal(count(f,
+                         "SELECT count(*) FROM yz_jobs WHERE name = "
+                         "'tick' AND last_status = 'ok'"),
+                   1);
+}
+
+static void a_calendar_change_reschedules_a_job_that_had_no_date(void **state) {
+  fixture *f = *state;
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { reminder = {} }\n"
+           "calendar = { spring_festival = { ['2025'] = '2025-01-29' } }\n");
+  write_reminder(f,
+                 "    host.cron('sf', 'on spring_festival -7 days 09:00', "
+                 "log)\n");
+  start_at(f, START_MS);
+  assert_int_equal(count(f,
+                         "SELECT count(*) FROM yz_jobs WHERE name = 'sf' "
+                         "AND next_due IS NULL"),
+                   1);
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { reminder = {} }\n"
+           "calendar = { spring_festival = { ['2025'] = '2025-01-29', "
+           "['2027'] = '2027-02-06' } }\n");
+  start_at(f, START_MS);
+  assert_int_equal(count(f, "SELECT next_due FROM yz_jobs WHERE name = 'sf'"),
+                   1801270800); /* 2027-01-30 09:00 +08:00 */
+}
+
+static void a_task_that_only_sleeps_still_runs_out_of_budget(void **state) {
+  fixture *f = *state;
+  tu_write(f->dir, "yizhan.conf.lua",
+           "plugins = { reminder = {} }\n"
+           "limits = { instructions = 100000 }\n");
+  write_reminder(f,
+                 "    host.cron('spin', '0 0 * * *', function() while true "
+                 "do host.sleep(0) end end)\n");
+  start_at(f, START_MS);
+  run_until(f, START_MS + 3600 * 1000 + 1000);
+  char *err = tu_query(f->h->store,
+                       "SELECT last_error FROM yz_jobs WHERE name = 'spin'");
+  assert_true(tu_contains(err, "CPU budget exceeded"));
+  free(err);
+  assert_int_equal(yz_tasks_count(f->h), 0);
+}
+
 static void plugins_ask_the_school_calendar(void **state) {
   fixture *f = *state;
   tu_write(f->dir, "yizhan.conf.lua",
@@ -517,6 +607,10 @@ int main(void) {
       T(a_busy_plugin_is_preempted_so_others_run_on_time),
       T(timers_fire_after_their_delay),
       T(plugins_ask_the_school_calendar),
+      T(a_job_may_cancel_itself_or_a_sleeping_one),
+      T(one_plugins_rollback_does_not_undo_anothers_writes),
+      T(a_calendar_change_reschedules_a_job_that_had_no_date),
+      T(a_task_that_only_sleeps_still_runs_out_of_budget),
       T(a_setup_that_fails_leaves_no_jobs_and_no_writes),
       T(a_run_killed_midway_is_done_again_once_not_lost),
   };

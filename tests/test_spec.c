@@ -86,6 +86,7 @@ static void bad_specs_are_refused_with_the_position(void **state) {
       {"3 days before term.end 9am", "'9am' is not a time"},
       {"on spring_festival -7 weeks", "expected an offset like '-7 days'"},
       {"", "empty schedule"},
+      {"0 0 * * 7/2", "day-of-week: '7/2' matches no value at column 9"},
   };
   yz_calendar cal = make_calendar();
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -228,6 +229,12 @@ static const next_case next_cases[] = {
      SH,
      "2026-11-28 10:30",
      {"2026-11-30T00:00:00+08:00", "2026-12-07T00:00:00+08:00"}},
+    /* an interval's wall time inside a DST gap fires when the gap ends */
+    {"every 2h",
+     NY,
+     "2027-03-13 22:30",
+     {"2027-03-14T00:00:00-05:00", "2027-03-14T03:00:00-04:00",
+      "2027-03-14T04:00:00-04:00"}},
     /* one-shot */
     {"at 2026-12-01 09:00",
      SH,
