@@ -222,3 +222,14 @@ int yz_host_plugin_dirs(const yz_host *h, char ***out) {
   *out = dirs;
   return n;
 }
+
+void yz_host_run_until(yz_host *h, int64_t target_ms) {
+  for (long guard = 0; guard < 10000000; guard++) {
+    int64_t wait = yz_host_tick(h);
+    int64_t now = yz_clock_now_ms(&h->clock);
+    if (wait != 0 && now >= target_ms) break;
+    if (wait < 0 || now + wait > target_ms)
+      wait = target_ms > now ? target_ms - now : 0;
+    yz_clock_advance(&h->clock, wait);
+  }
+}

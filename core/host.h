@@ -50,6 +50,9 @@ int yz_host_reload(yz_host *h);
 ** each. Returns the ms until there is more to do (0: right away), or -1 when
 ** nothing is scheduled. */
 int64_t yz_host_tick(yz_host *h);
+/* On a simulated clock: moves time forward to target_ms, ticking through
+** every due time on the way, as the run loop would in real time. */
+void yz_host_run_until(yz_host *h, int64_t target_ms);
 /* Stops plugins, closes the database; accepts NULL. */
 void yz_host_close(yz_host *h);
 /* Records an audit entry stamped with the host clock. */

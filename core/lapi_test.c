@@ -133,13 +133,7 @@ static void move_clock(test_ctx *c, int64_t target) {
   yz_sandbox *sb = c->p->sb;
   long long steps = sb->steps, slice = sb->slice_start;
   lua_State *task = sb->task;
-  for (long guard = 0; guard < 10000000; guard++) {
-    int64_t wait = yz_host_tick(h);
-    int64_t now = yz_clock_now_ms(&h->clock);
-    if (wait != 0 && now >= target) break;
-    if (wait < 0 || now + wait > target) wait = target > now ? target - now : 0;
-    yz_clock_advance(&h->clock, wait);
-  }
+  yz_host_run_until(h, target);
   sb->steps = steps;
   sb->slice_start = slice;
   sb->task = task;
