@@ -238,13 +238,7 @@ static int cmd_plugin(const char *dir, int argc, char **argv) {
     yz_host_close(h);
     return EXIT_FAIL;
   }
-  yz_value v[2] = {{.type = YZ_TEXT, .s = name, .n = strlen(name)},
-                   {.type = YZ_INT, .i = on}};
-  int rc =
-      yz_store_exec(h->store, NULL,
-                    "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET enabled=excluded.enabled",
-                    v, 2);
+  int rc = yz_plugin_set_enabled(h->store, name, on);
   if (rc != YZ_OK) {
     fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
     yz_host_close(h);
@@ -469,6 +463,18 @@ static int cmd_jobs(const char *dir, int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* Removes a scratch database (with its WAL and shared-memory files) and
+** the folder made for it. */
+static void remove_scratch(const char *db, const char *dir) {
+  static const char *const suffix[] = {"", "-wal", "-shm"};
+  for (int i = 0; i < 3; i++) {
+    char side[4300];
+    yz_fmt(side, sizeof side, "%s%s", db, suffix[i]);
+    unlink(side);
+  }
+  rmdir(dir);
+}
+
 /* -------------------------------------------------------------- simulate */
 
 /* Prints the captured log lines of one tick under the runs it made, then
@@ -508,6 +514,32 @@ static void flush_capture(FILE *cap, char **buf, size_t *len, int json,
   }
   free(text);
   rewind(cap);
+}
+
+typedef struct timeline {
+  const char *tz;   /* zone for the times shown */
+  const char *only; /* the plugin to show, or NULL for all */
+  int json;         /* JSON lines instead of text */
+  long runs;        /* runs shown */
+} timeline;
+
+/* The scheduler starts a run: one line of the timeline. */
+static void print_run(yz_host *h, const yz_job *j, int64_t scheduled,
+                      void *ud) {
+  timeline *v = ud;
+  (void)h;
+  if (v->only && strcmp(j->plugin, v->only) != 0) return;
+  char when[40];
+  yz_clock_iso_local(v->tz, scheduled, when, sizeof when);
+  if (v->json)
+    printf(
+        "{\"at\":\"%s\",\"plugin\":\"%s\",\"job\":\"%s\",\"spec\":"
+        "\"%s\"}\n",
+        when, j->plugin, j->name, yz_spec_text(j->spec));
+  else
+    printf("%s  %s/%s  (%s)\n", when, j->plugin, j->name,
+           yz_spec_text(j->spec));
+  v->runs++;
 }
 
 static int cmd_simulate(const char *dir, int argc, char **argv) {
@@ -556,8 +588,7 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
     rc = YZ_ERR;
   }
   if (rc != YZ_OK) {
-    unlink(copy);
-    rmdir(tmpl);
+    remove_scratch(copy, tmpl);
     return EXIT_FAIL;
   }
   /* The copy's schedule starts afresh at --from: due times persisted by the
@@ -574,49 +605,23 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
   if (!json)
     printf("simulating %s to %s in %s on a copy of the data\n", from, to, tz);
   flush_capture(cap, &capbuf, &caplen, json, only);
-  long runs = 0;
+  timeline view = {tz, only, json, 0};
+  h->on_run = print_run;
+  h->on_run_ud = &view;
   for (long guard = 0; guard < 10000000; guard++) {
-    /* Each tick's runs are the jobs whose last run moved: list them as
-    ** they start, by watching the scheduler's jobs. */
-    yz_job **jobs;
-    int n = yz_sched_jobs(h->sched, &jobs);
-    int64_t now = yz_clock_now_ms(&h->clock);
-    for (int i = 0; i < n; i++) {
-      yz_job *j = jobs[i];
-      if (j->running || j->next_due == YZ_NEVER || j->next_due * 1000 > now)
-        continue;
-      if (only && strcmp(j->plugin, only) != 0) continue;
-      char when[40];
-      yz_clock_iso_local(tz, j->next_due, when, sizeof when);
-      if (json)
-        printf(
-            "{\"at\":\"%s\",\"plugin\":\"%s\",\"job\":\"%s\",\"spec\":\"%s\"}"
-            "\n",
-            when, j->plugin, j->name, yz_spec_text(j->spec));
-      else
-        printf("%s  %s/%s  (%s)\n", when, j->plugin, j->name,
-               yz_spec_text(j->spec));
-      runs++;
-    }
     int64_t wait = yz_host_tick(h);
     flush_capture(cap, &capbuf, &caplen, json, only);
-    now = yz_clock_now_ms(&h->clock);
+    int64_t now = yz_clock_now_ms(&h->clock);
     if (wait < 0 || now + wait >= end_ms) break;
     yz_clock_advance(&h->clock, wait);
   }
   if (!json)
-    printf("%ld run%s; the original data was not touched\n", runs,
-           runs == 1 ? "" : "s");
+    printf("%ld run%s; the original data was not touched\n", view.runs,
+           view.runs == 1 ? "" : "s");
   yz_host_close(h);
   fclose(cap);
   free(capbuf);
-  char side[4300];
-  static const char *const suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    yz_fmt(side, sizeof side, "%s%s", copy, suffix[i]);
-    unlink(side);
-  }
-  rmdir(tmpl);
+  remove_scratch(copy, tmpl);
   return EXIT_OK;
 }
 
@@ -692,16 +697,8 @@ static void run_test_file(const char *dir, const char *name, const char *file,
   yz_plugins_discover(h);
   char *mark = yz_xcalloc((size_t)h->nplugins + 1, 1);
   enable_closure(h, yz_plugin_find(h, name), mark);
-  for (int i = 0; i < h->nplugins; i++) {
-    yz_value v[2] = {{.type = YZ_TEXT,
-                      .s = h->plugins[i]->name,
-                      .n = strlen(h->plugins[i]->name)},
-                     {.type = YZ_INT, .i = mark[i]}};
-    yz_store_exec(h->store, NULL,
-                  "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) ON "
-                  "CONFLICT(name) DO UPDATE SET enabled = excluded.enabled",
-                  v, 2);
-  }
+  for (int i = 0; i < h->nplugins; i++)
+    yz_plugin_set_enabled(h->store, h->plugins[i]->name, mark[i]);
   free(mark);
   yz_clock_simulate(
       &h->clock, yz_clock_from_local(h->cfg->timezone,
@@ -721,13 +718,7 @@ static void run_test_file(const char *dir, const char *name, const char *file,
   yz_host_close(h);
   fclose(cap);
   free(capbuf);
-  static const char *const suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    char side[4300];
-    yz_fmt(side, sizeof side, "%s%s", db, suffix[i]);
-    unlink(side);
-  }
-  rmdir(tmpl);
+  remove_scratch(db, tmpl);
 }
 
 static int cmd_test(const char *dir, int argc, char **argv) {
@@ -774,13 +765,7 @@ static int cmd_test(const char *dir, int argc, char **argv) {
       failed++;
     }
   yz_host_close(probe);
-  static const char *const suffix[] = {"", "-wal", "-shm"};
-  for (int i = 0; i < 3; i++) {
-    char side[4300];
-    yz_fmt(side, sizeof side, "%s%s", probe_db, suffix[i]);
-    unlink(side);
-  }
-  rmdir(tmpl);
+  remove_scratch(probe_db, tmpl);
   printf("%d passed, %d failed\n", passed, failed);
   if (!files_run && !failed) {
     fprintf(stderr, "yizhan: no plugin tests found\n");
@@ -790,25 +775,6 @@ static int cmd_test(const char *dir, int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------ spec */
-
-/* Parses "YYYY-MM-DD HH:MM" (or "YYYY-MM-DDTHH:MM") as local time in tz. */
-static int parse_local(const char *s, const char *tz, int64_t *out) {
-  char date[11];
-  int64_t day;
-  if (strlen(s) != 16 || (s[10] != ' ' && s[10] != 'T')) return -1;
-  memcpy(date, s, 10);
-  date[10] = '\0';
-  if (yz_parse_date(date, &day) != 0) return -1;
-  if (!isdigit((unsigned char)s[11]) || !isdigit((unsigned char)s[12]) ||
-      s[13] != ':' || !isdigit((unsigned char)s[14]) ||
-      !isdigit((unsigned char)s[15]))
-    return -1;
-  int h = (s[11] - '0') * 10 + s[12] - '0',
-      m = (s[14] - '0') * 10 + s[15] - '0';
-  if (h > 23 || m > 59) return -1;
-  *out = yz_clock_from_local(tz, day, h, m, 0);
-  return 0;
-}
 
 static int cmd_spec(const char *dir, int argc, char **argv) {
   const char *text = NULL, *from = NULL, *tz = NULL;
@@ -847,15 +813,13 @@ static int cmd_spec(const char *dir, int argc, char **argv) {
     cfg = yz_config_defaults();
   }
   if (!tz) tz = cfg->timezone;
-  char zone[600];
-  yz_fmt(zone, sizeof zone, "/usr/share/zoneinfo/%s", tz);
   int rc = EXIT_OK;
   yz_spec *spec = NULL;
   int64_t t;
-  if (tz[0] == '/' || strstr(tz, "..") || stat(zone, &st) != 0) {
+  if (!yz_clock_zone_exists(tz)) {
     fprintf(stderr, "yizhan: unknown time zone '%s'\n", tz);
     rc = EXIT_USAGE;
-  } else if (from && parse_local(from, tz, &t) != 0) {
+  } else if (from && yz_parse_local(from, tz, &t) != 0) {
     fprintf(stderr, "yizhan: --from '%s': expected 'YYYY-MM-DD HH:MM'\n", from);
     rc = EXIT_USAGE;
   } else if (yz_spec_parse(text, &cfg->calendar, &spec, err, sizeof err) !=

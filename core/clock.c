@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void yz_clock_init(yz_clock *c) {
@@ -154,4 +155,29 @@ void yz_clock_iso_local(const char *tz, int64_t t, char *dst, unsigned n) {
   snprintf(dst, n, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", tm.year, tm.mon,
            tm.day, tm.hour, tm.min, tm.sec, tm.utcoff < 0 ? '-' : '+',
            off / 3600, off / 60 % 60);
+}
+
+int yz_parse_local(const char *s, const char *tz, int64_t *t) {
+  char date[11];
+  int64_t day;
+  if (strlen(s) != 16 || (s[10] != ' ' && s[10] != 'T') || s[13] != ':')
+    return -1;
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  if (yz_parse_date(date, &day) != 0) return -1;
+  for (int i = 11; i < 16; i++)
+    if (i != 13 && (s[i] < '0' || s[i] > '9')) return -1;
+  int h = (s[11] - '0') * 10 + s[12] - '0';
+  int m = (s[14] - '0') * 10 + s[15] - '0';
+  if (h > 23 || m > 59) return -1;
+  *t = yz_clock_from_local(tz, day, h, m, 0);
+  return 0;
+}
+
+int yz_clock_zone_exists(const char *tz) {
+  if (!*tz || tz[0] == '/' || strstr(tz, "..")) return 0;
+  char file[600];
+  snprintf(file, sizeof file, "/usr/share/zoneinfo/%s", tz);
+  struct stat st;
+  return stat(file, &st) == 0 && S_ISREG(st.st_mode);
 }

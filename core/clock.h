@@ -54,6 +54,11 @@ int yz_days_in_month(int y, int m);
 ** -1 for anything else (including impossible dates like 2026-02-30). */
 int yz_parse_date(const char *s, int64_t *days);
 
+/* Parses "YYYY-MM-DD HH:MM" (or with 'T') as a local time in 'tz' into an
+** instant; returns 0, or -1 for anything else. */
+int yz_parse_local(const char *s, const char *tz, int64_t *t);
+/* Whether 'tz' names a zone in the system tz database. */
+int yz_clock_zone_exists(const char *tz);
 /* The UTC offset (seconds east) of 'tz' at instant t (seconds). */
 int yz_clock_utcoff(const char *tz, int64_t t);
 /* Local time in 'tz' of instant t. */

@@ -396,13 +396,10 @@ static int check_plugin_limits(check_ctx *k, int idx) {
 static int check_zone(check_ctx *k, const char *tz) {
   if (!*tz || tz[0] == '/' || strstr(tz, ".."))
     return fail(k, "timezone", "'%s' is not an IANA time zone name", tz);
-  char file[600];
-  yz_fmt(file, sizeof file, "/usr/share/zoneinfo/%s", tz);
-  struct stat st;
-  if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+  if (!yz_clock_zone_exists(tz))
     return fail(k, "timezone",
-                "unknown time zone '%s' (expected an IANA "
-                "name such as Asia/Shanghai)",
+                "unknown time zone '%s' (expected an IANA name such as "
+                "Asia/Shanghai)",
                 tz);
   return 0;
 }

@@ -121,6 +121,7 @@ int64_t yz_host_tick(yz_host *h) {
     }
     char err[1024];
     yz_sched_started(h->sched, job, scheduled);
+    if (h->on_run) h->on_run(h, job, scheduled, h->on_run_ud);
     if (!yz_task_for_job(h, job, scheduled, job_done, err, sizeof err)) {
       const char *kv[] = {"job", job->name, "scheduled", when};
       yz_log_write(&h->log, YZ_LOG_ERROR, job->plugin, err, kv, 2);

@@ -16,19 +16,22 @@
 #include "yz.h"
 
 typedef struct yz_host {
-  char *datadir;           /* the data directory */
-  char *config_path;       /* DIR/yizhan.conf.lua */
-  char *shipped_dir;       /* the shipped plugins folder */
-  yz_config *cfg;          /* the configuration in force */
-  yz_store *store;         /* the database */
-  yz_log log;              /* logfmt on stderr */
-  yz_clock clock;          /* real or simulated time */
-  yz_plugin **plugins;     /* discovered plugins, sorted by name */
-  int nplugins;            /* entries in plugins */
-  yz_sched *sched;         /* persistent jobs */
-  yz_task *tasks;          /* running and waiting coroutines */
-  int ticking;             /* inside yz_host_tick */
-  char err[YZ_ERRMSG_MAX]; /* last error */
+  char *datadir;       /* the data directory */
+  char *config_path;   /* DIR/yizhan.conf.lua */
+  char *shipped_dir;   /* the shipped plugins folder */
+  yz_config *cfg;      /* the configuration in force */
+  yz_store *store;     /* the database */
+  yz_log log;          /* logfmt on stderr */
+  yz_clock clock;      /* real or simulated time */
+  yz_plugin **plugins; /* discovered plugins, sorted by name */
+  int nplugins;        /* entries in plugins */
+  yz_sched *sched;     /* persistent jobs */
+  yz_task *tasks;      /* running and waiting coroutines */
+  int ticking;         /* inside yz_host_tick */
+  void (*on_run)(struct yz_host *h, const yz_job *job, int64_t scheduled,
+                 void *ud); /* told of each job run started, or NULL */
+  void *on_run_ud;          /* its argument */
+  char err[YZ_ERRMSG_MAX];  /* last error */
 } yz_host;
 
 /* Opens the data directory: reads the configuration and opens the database.

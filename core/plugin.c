@@ -73,6 +73,16 @@ void yz_plugins_unload(yz_host *h) {
   h->nplugins = 0;
 }
 
+int yz_plugin_set_enabled(yz_store *store, const char *name, int on) {
+  yz_value v[2] = {{.type = YZ_TEXT, .s = name, .n = strlen(name)},
+                   {.type = YZ_INT, .i = on ? 1 : 0}};
+  return yz_store_exec(store, NULL,
+                       "INSERT INTO yz_plugins(name, enabled) VALUES (?, ?) "
+                       "ON CONFLICT(name) DO UPDATE SET enabled = "
+                       "excluded.enabled",
+                       v, 2);
+}
+
 yz_plugin *yz_plugin_find(yz_host *h, const char *name) {
   for (int i = 0; i < h->nplugins; i++)
     if (strcmp(h->plugins[i]->name, name) == 0) return h->plugins[i];

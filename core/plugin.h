@@ -61,6 +61,9 @@ int yz_plugins_discover(struct yz_host *h);
 int yz_plugins_start(struct yz_host *h);
 /* Closes every plugin state and forgets the list; accepts an empty host. */
 void yz_plugins_unload(struct yz_host *h);
+/* Persists 'plugin enable/disable NAME' (it wins over the configuration).
+** Returns YZ_OK or the store's error. */
+int yz_plugin_set_enabled(yz_store *store, const char *name, int on);
 /* Finds a discovered plugin by name, or NULL. */
 yz_plugin *yz_plugin_find(struct yz_host *h, const char *name);
 

@@ -103,11 +103,7 @@ static void healthy(yz_plugin *p) {
 static void eval_is(yz_plugin *p, const char *code, const char *want) {
   yz_buf b;
   yz_buf_init(&b, 1u << 20);
-  int rc = yz_plugin_eval(p, code, &b);
-  if (rc != YZ_OK || strcmp(yz_buf_str(&b), want) != 0)
-    fprintf(stderr, "eval %s: %s\n", code, yz_buf_str(&b));
-  assert_int_equal(rc, YZ_OK);
-  assert_string_equal(yz_buf_str(&b), want);
+  assert_string_equal(tu_eval(p, code, &b, YZ_OK), want);
   yz_buf_free(&b);
 }
 
@@ -530,7 +526,7 @@ static void options_merge_defaults_with_the_config(void **state) {
   /* The options are read-only. */
   yz_buf b;
   yz_buf_init(&b, 1u << 20);
-  assert_int_equal(yz_plugin_eval(p, "options.at = '09:00'", &b), YZ_ERR);
+  tu_eval(p, "options.at = '09:00'", &b, YZ_ERR);
   yz_buf_free(&b);
   eval_is(p, "options.at", "\"08:30\"");
 }
