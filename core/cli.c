@@ -16,12 +16,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "deliver.h"
 #include "host.h"
 #include "lapi.h"
 #include "loop.h"
+#include "phone.h"
 #include "spec.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -57,6 +60,20 @@ static yz_host *open_host(const char *dir) {
     return NULL;
   }
   return h;
+}
+
+/* Writes s as a JSON string. */
+static void put_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; s && *s; s++) {
+    if (*s == '"' || *s == '\\')
+      fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      fprintf(f, "\\u%04x", *s);
+    else
+      fputc(*s, f);
+  }
+  fputc('"', f);
 }
 
 static int wants_help(int argc, char **argv) {
@@ -281,6 +298,19 @@ static int take_lock(const char *dir) {
   return fd;
 }
 
+/* The lock when no daemon holds it, else -1 without a word. */
+static int take_lock_quiet(const char *dir) {
+  char path[4096];
+  yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static void report_unhealthy(yz_host *h) {
   for (int i = 0; i < h->nplugins; i++) {
     yz_plugin *p = h->plugins[i];
@@ -289,30 +319,76 @@ static void report_unhealthy(yz_host *h) {
   }
 }
 
-static int cmd_run(const char *dir, int argc, char **argv) {
-  (void)argv;
-  if (argc != 1) return usage_error("run takes no arguments");
-  int lock = take_lock(dir);
-  if (lock < 0) return EXIT_FAIL;
-  char err[256];
-  yz_loop *lp = yz_loop_new(err, sizeof err);
-  if (!lp) {
-    fprintf(stderr, "yizhan: %s\n", err);
-    close(lock);
-    return EXIT_FAIL;
-  }
+/* Starts a delivering host on a locked data directory: plugins started,
+** messages left in doubt by a crash queued again. NULL on failure (said). */
+static yz_host *start_delivering(const char *dir) {
   yz_host *h = open_host(dir);
-  if (!h) {
-    yz_loop_free(lp);
-    close(lock);
-    return EXIT_FAIL;
-  }
+  if (!h) return NULL;
   int rc = yz_host_start(h);
   if (rc == YZ_EUSAGE) {
     report_unhealthy(h);
     fprintf(stderr, "yizhan: refusing to start: fix the configuration\n");
     yz_host_close(h);
-    yz_loop_free(lp);
+    return NULL;
+  }
+  int doubt = yz_outbox_recover(h->outbox);
+  if (doubt) {
+    char n[16];
+    yz_fmt(n, sizeof n, "%d", doubt);
+    const char *kv[] = {"messages", n};
+    yz_log_write(&h->log, YZ_LOG_WARN, NULL,
+                 "messages left 'sending' by a crash are in doubt: sending "
+                 "them again with the same key",
+                 kv, 1);
+  }
+  h->deliver = 1;
+  return h;
+}
+
+/* What waits after --until-idle: later retries, quiet hours, caps. */
+static void report_waiting(yz_host *h) {
+  yz_stmt *st;
+  if (yz_store_prepare(h->store, NULL,
+                       "SELECT count(*), min(next_at) FROM yz_outbox WHERE "
+                       "state IN ('queued', 'failed')",
+                       &st) != YZ_OK)
+    return;
+  if (yz_stmt_step(st) == YZ_ROW) {
+    yz_value n, at;
+    yz_stmt_column(st, 0, &n);
+    yz_stmt_column(st, 1, &at);
+    if (n.i > 0) {
+      char when[40];
+      yz_clock_iso_local(h->cfg->timezone, at.i / 1000, when, sizeof when);
+      fprintf(stderr,
+              "yizhan: idle; %lld message(s) wait (retries, quiet hours or "
+              "daily caps), the next at %s\n",
+              (long long)n.i, when);
+    }
+  }
+  yz_stmt_release(st);
+}
+
+static int cmd_run(const char *dir, int argc, char **argv) {
+  int until_idle = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--until-idle") == 0)
+      until_idle = 1;
+    else
+      return usage_error("run takes only --until-idle");
+  }
+  int lock = take_lock(dir);
+  if (lock < 0) return EXIT_FAIL;
+  char err[256];
+  yz_host *h = start_delivering(dir);
+  if (!h) {
+    close(lock);
+    return EXIT_FAIL;
+  }
+  yz_loop *lp = yz_loop_new(h->http, err, sizeof err);
+  if (!lp) {
+    fprintf(stderr, "yizhan: %s\n", err);
+    yz_host_close(h);
     close(lock);
     return EXIT_FAIL;
   }
@@ -331,10 +407,16 @@ static int cmd_run(const char *dir, int argc, char **argv) {
   const char *kv[] = {"plugins_ok", okn, "plugins_failed", badn, "pid", pid};
   yz_log_write(&h->log, YZ_LOG_INFO, NULL, "ready", kv, 3);
   yz_host_audit(h, "core", "start", NULL, NULL);
+  int status = EXIT_OK;
   for (;;) {
-    /* Due jobs and ready tasks first; then sleep until the next one (at
-    ** most a minute, so a changed system clock is noticed) or a signal. */
+    /* Due jobs, events, messages and ready tasks first; then sleep until
+    ** the next one (at most a minute, so a changed system clock is
+    ** noticed), an HTTP transfer's progress or a signal. */
     int64_t wait = yz_host_tick(h);
+    if (until_idle && wait != 0 && yz_host_idle(h)) {
+      report_waiting(h);
+      break;
+    }
     int timeout = wait < 0 || wait > 60000 ? 60000 : (int)wait;
     int sig = yz_loop_wait(lp, timeout);
     if (sig == 0) continue;
@@ -350,13 +432,428 @@ static int cmd_run(const char *dir, int argc, char **argv) {
     } else if (sig < 0) {
       yz_logf(&h->log, YZ_LOG_ERROR, NULL, "event loop failed: %s",
               strerror(errno));
+      status = EXIT_FAIL;
       break;
     }
   }
   yz_host_audit(h, "core", "stop", NULL, NULL);
-  yz_host_close(h);
   yz_loop_free(lp);
+  yz_host_close(h);
   close(lock);
+  return status;
+}
+
+/* ---------------------------------------------------------- send, outbox */
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name) {
+  if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc) return NULL;
+  return argv[++*i];
+}
+
+static int final_state(const char *s) {
+  return strcmp(s, "sent") == 0 || strcmp(s, "delivered") == 0 ||
+         strcmp(s, "dead") == 0 || strcmp(s, "failed") == 0;
+}
+
+static void print_outcome(yz_host *h, const yz_msg *m) {
+  char masked[32];
+  yz_phone_mask(m->to, masked, sizeof masked);
+  printf("message %lld (key %s) to %s via %s: %s", (long long)m->id, m->key,
+         masked, m->channel, m->state);
+  if (m->attempts)
+    printf(" after %d attempt%s", m->attempts, m->attempts == 1 ? "" : "s");
+  if (m->gateway_id) printf(", gateway id %s", m->gateway_id);
+  if (m->last_error) printf(": %s", m->last_error);
+  if (strcmp(m->state, "failed") == 0) {
+    char when[40];
+    yz_clock_iso_local(h->cfg->timezone, m->next_ms / 1000, when, sizeof when);
+    printf(" (next try %s)", when);
+  }
+  printf("\n");
+}
+
+/* Waits for message id to leave the queue. Without a daemon it delivers
+** itself, holding the lock as 'run' would. Returns the exit status. */
+static int wait_outcome(const char *dir, yz_host *h, int64_t id, int timeout) {
+  int lock = take_lock_quiet(dir);
+  int64_t until = yz_clock_mono_ms() + (int64_t)timeout * 1000;
+  yz_host *d = NULL;
+  yz_loop *lp = NULL;
+  char err[256];
+  if (lock >= 0) {
+    yz_host_close(h);
+    h = d = start_delivering(dir);
+    if (d) lp = yz_loop_new(d->http, err, sizeof err);
+    if (!d || !lp) {
+      if (lp == NULL && d) fprintf(stderr, "yizhan: %s\n", err);
+      yz_host_close(d);
+      close(lock);
+      return EXIT_FAIL;
+    }
+  }
+  int status = EXIT_FAIL;
+  for (;;) {
+    yz_msg *m = NULL;
+    if (d) {
+      int64_t wait = yz_host_tick(d);
+      if (wait < 0 || wait > 200) wait = 200;
+      yz_outbox_get(d->outbox, id, &m);
+      if (!m || !final_state(m->state)) {
+        int sig = yz_loop_wait(lp, (int)wait);
+        if (sig == SIGINT || sig == SIGTERM) {
+          yz_msg_free(m);
+          fprintf(stderr, "yizhan: interrupted; the message stays queued\n");
+          break;
+        }
+      }
+    } else {
+      yz_outbox_get(h->outbox, id, &m);
+      if (!m || !final_state(m->state)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+      }
+    }
+    if (m && final_state(m->state)) {
+      print_outcome(h, m);
+      status =
+          strcmp(m->state, "sent") == 0 || strcmp(m->state, "delivered") == 0
+              ? EXIT_OK
+              : EXIT_FAIL;
+      yz_msg_free(m);
+      break;
+    }
+    yz_msg_free(m);
+    if (yz_clock_mono_ms() > until) {
+      fprintf(stderr,
+              "yizhan: no outcome within %d s; the message stays queued "
+              "(see 'yizhan outbox show %lld')\n",
+              timeout, (long long)id);
+      break;
+    }
+  }
+  if (lp) yz_loop_free(lp);
+  yz_host_close(h);
+  if (lock >= 0) close(lock);
+  return status;
+}
+
+static int cmd_send(const char *dir, int argc, char **argv) {
+  const char *to = NULL, *text = NULL, *channel = NULL, *key = NULL, *v;
+  int wait = 0, timeout = 60;
+  for (int i = 1; i < argc; i++) {
+    if ((v = opt_value(argc, argv, &i, "--to")))
+      to = v;
+    else if ((v = opt_value(argc, argv, &i, "--text")))
+      text = v;
+    else if ((v = opt_value(argc, argv, &i, "--channel")))
+      channel = v;
+    else if ((v = opt_value(argc, argv, &i, "--key")))
+      key = v;
+    else if ((v = opt_value(argc, argv, &i, "--timeout")))
+      timeout = atoi(v);
+    else if (strcmp(argv[i], "--wait") == 0)
+      wait = 1;
+    else
+      return usage_error(
+          "usage: yizhan send --to NUMBER --text TEXT [--channel C] "
+          "[--key K] [--wait [--timeout S]]");
+  }
+  if (!to || !text)
+    return usage_error("send needs --to NUMBER and --text TEXT");
+  if (timeout <= 0) return usage_error("--timeout wants seconds above 0");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_deliver_started(h, 0);
+  char err[1024], num[32];
+  yz_msg_in in;
+  if (yz_deliver_check(h, to, text, channel, &in, num, sizeof num, err,
+                       sizeof err) != YZ_OK) {
+    fprintf(stderr, "yizhan: send: %s\n", err);
+    yz_host_close(h);
+    return EXIT_USAGE;
+  }
+  if (key && (!*key || strlen(key) > 200)) {
+    fprintf(stderr, "yizhan: send: --key must be 1 to 200 bytes\n");
+    yz_host_close(h);
+    return EXIT_USAGE;
+  }
+  in.key = key;
+  in.plugin = "cli";
+  int64_t id;
+  int existed;
+  if (yz_outbox_enqueue(h->outbox, &in, &id, &existed, err, sizeof err) !=
+      YZ_OK) {
+    fprintf(stderr, "yizhan: send: %s\n", err);
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_msg *m = NULL;
+  yz_outbox_get(h->outbox, id, &m);
+  char subject[64], masked[32];
+  yz_fmt(subject, sizeof subject, "message %lld", (long long)id);
+  yz_phone_mask(num, masked, sizeof masked);
+  if (existed) {
+    printf("already queued with key %s: ", m ? m->key : key);
+    if (m) print_outcome(h, m);
+  } else {
+    yz_host_audit(h, "cli", "message.queue", subject, masked);
+    printf("queued message %lld (key %s) to %s via %s, %d SMS part%s\n",
+           (long long)id, m ? m->key : "?", masked, in.channel, in.parts,
+           in.parts == 1 ? "" : "s");
+  }
+  yz_msg_free(m);
+  if (!wait) {
+    yz_host_close(h);
+    return EXIT_OK;
+  }
+  return wait_outcome(dir, h, id, timeout);
+}
+
+/* Prints rows of a query over yz_outbox as a table or JSON lines. */
+static int list_messages(yz_host *h, yz_stmt *st, int json) {
+  int n = 0;
+  while (yz_stmt_step(st) == YZ_ROW) {
+    yz_value id, key, channel, to, state, attempts, parts, created, err;
+    yz_stmt_column(st, 0, &id);
+    yz_stmt_column(st, 1, &key);
+    yz_stmt_column(st, 2, &channel);
+    yz_stmt_column(st, 3, &to);
+    yz_stmt_column(st, 4, &state);
+    yz_stmt_column(st, 5, &attempts);
+    yz_stmt_column(st, 6, &parts);
+    yz_stmt_column(st, 7, &created);
+    yz_stmt_column(st, 8, &err);
+    char masked[32], when[40];
+    yz_phone_mask(to.s, masked, sizeof masked);
+    yz_clock_iso_local(h->cfg->timezone, created.i / 1000, when, sizeof when);
+    if (json) {
+      printf("{\"id\":%lld,\"key\":", (long long)id.i);
+      put_json_str(stdout, key.s);
+      printf(",\"channel\":");
+      put_json_str(stdout, channel.s);
+      printf(
+          ",\"to\":\"%s\",\"state\":\"%s\",\"attempts\":%lld,\"parts\":%lld,"
+          "\"created\":\"%s\",\"error\":",
+          masked, state.s, (long long)attempts.i, (long long)parts.i, when);
+      if (err.type == YZ_NULL)
+        printf("null");
+      else
+        put_json_str(stdout, err.s);
+      printf("}\n");
+    } else {
+      if (n == 0)
+        printf("%-6s %-9s %-10s %-13s %-3s %-25s %s\n", "ID", "STATE",
+               "CHANNEL", "TO", "TRY", "CREATED", "KEY");
+      printf("%-6lld %-9s %-10s %-13s %-3lld %-25s %s%s%s\n", (long long)id.i,
+             state.s, channel.s, masked, (long long)attempts.i, when, key.s,
+             err.type == YZ_NULL ? "" : "  ", err.type == YZ_NULL ? "" : err.s);
+    }
+    n++;
+  }
+  return n;
+}
+
+static int outbox_show(yz_host *h, const char *arg) {
+  char *end;
+  long long id = strtoll(arg, &end, 10);
+  yz_msg *m = NULL;
+  if (*end || yz_outbox_get(h->outbox, id, &m) != YZ_OK) {
+    fprintf(stderr, "yizhan: no message with id %s\n", arg);
+    return EXIT_FAIL;
+  }
+  char masked[32], t[40];
+  yz_phone_mask(m->to, masked, sizeof masked);
+  const char *tz = h->cfg->timezone;
+  printf(
+      "id          %lld\nkey         %s\nchannel     %s\nto          %s\n"
+      "state       %s\nattempts    %d%s\nparts       %d (%s)\n",
+      (long long)m->id, m->key, m->channel, masked, m->state, m->attempts,
+      m->in_doubt ? " (was in doubt after a crash)" : "", m->parts,
+      m->ucs2 ? "UCS-2" : "GSM-7");
+  printf("from        %s%s%s\n", m->plugin ? m->plugin : "?",
+         m->job ? ", job " : "", m->job ? m->job : "");
+  yz_clock_iso_local(tz, m->created_ms / 1000, t, sizeof t);
+  printf("created     %s\n", t);
+  if (strcmp(m->state, "queued") == 0 || strcmp(m->state, "failed") == 0) {
+    yz_clock_iso_local(tz, m->next_ms / 1000, t, sizeof t);
+    printf("next try    %s\n", t);
+  }
+  if (m->sent_ms) {
+    yz_clock_iso_local(tz, m->sent_ms / 1000, t, sizeof t);
+    printf("sent        %s\n", t);
+  }
+  if (m->delivered_ms) {
+    yz_clock_iso_local(tz, m->delivered_ms / 1000, t, sizeof t);
+    printf("delivered   %s\n", t);
+  }
+  if (m->gateway_id) printf("gateway id  %s\n", m->gateway_id);
+  if (m->last_error) printf("last error  %s\n", m->last_error);
+  if (m->meta) printf("meta        %s\n", m->meta);
+  printf("text        %s\n", m->text);
+  yz_msg_free(m);
+  return EXIT_OK;
+}
+
+static int outbox_stats(yz_host *h, int json) {
+  yz_stmt *st;
+  if (yz_store_prepare(h->store, NULL,
+                       "SELECT channel, state, count(*), sum(parts) FROM "
+                       "yz_outbox GROUP BY channel, state ORDER BY channel, "
+                       "state",
+                       &st) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+    return EXIT_FAIL;
+  }
+  long long total = 0, parts = 0;
+  if (!json)
+    printf("%-12s %-10s %10s %10s\n", "CHANNEL", "STATE", "MESSAGES", "PARTS");
+  while (yz_stmt_step(st) == YZ_ROW) {
+    yz_value ch, state, n, p;
+    yz_stmt_column(st, 0, &ch);
+    yz_stmt_column(st, 1, &state);
+    yz_stmt_column(st, 2, &n);
+    yz_stmt_column(st, 3, &p);
+    if (json) {
+      printf("{\"channel\":");
+      put_json_str(stdout, ch.s);
+      printf(",\"state\":\"%s\",\"messages\":%lld,\"parts\":%lld}\n", state.s,
+             (long long)n.i, (long long)p.i);
+    } else {
+      printf("%-12s %-10s %10lld %10lld\n", ch.s, state.s, (long long)n.i,
+             (long long)p.i);
+    }
+    total += n.i;
+    parts += p.i;
+  }
+  yz_stmt_release(st);
+  if (!json) printf("%-12s %-10s %10lld %10lld\n", "all", "", total, parts);
+  return EXIT_OK;
+}
+
+static int cmd_outbox(const char *dir, int argc, char **argv) {
+  const char *status = NULL, *channel = NULL, *since = NULL, *v;
+  int json = 0, limit = 100;
+  if (argc >= 2 && strcmp(argv[1], "show") == 0) {
+    if (argc != 3) return usage_error("usage: yizhan outbox show ID");
+    yz_host *h = open_host(dir);
+    if (!h) return EXIT_FAIL;
+    int rc = outbox_show(h, argv[2]);
+    yz_host_close(h);
+    return rc;
+  }
+  if (argc >= 2 && strcmp(argv[1], "stats") == 0) {
+    if (argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0))
+      return usage_error("usage: yizhan outbox stats [--json]");
+    yz_host *h = open_host(dir);
+    if (!h) return EXIT_FAIL;
+    int rc = outbox_stats(h, argc == 3);
+    yz_host_close(h);
+    return rc;
+  }
+  if (argc >= 2 && strcmp(argv[1], "retry") == 0) {
+    if (argc != 3) return usage_error("usage: yizhan outbox retry ID | --dead");
+    yz_host *h = open_host(dir);
+    if (!h) return EXIT_FAIL;
+    int rc = EXIT_OK;
+    if (strcmp(argv[2], "--dead") == 0) {
+      int n = yz_outbox_requeue_dead(h->outbox);
+      if (n < 0) {
+        fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+        rc = EXIT_FAIL;
+      } else {
+        char detail[32];
+        yz_fmt(detail, sizeof detail, "%d", n);
+        yz_host_audit(h, "cli", "message.retry_dead", NULL, detail);
+        printf("queued %d dead message%s again\n", n, n == 1 ? "" : "s");
+      }
+    } else {
+      char *end, err[256];
+      long long id = strtoll(argv[2], &end, 10);
+      if (*end || end == argv[2]) {
+        yz_host_close(h);
+        return usage_error("outbox retry wants a message id or --dead");
+      }
+      if (yz_outbox_requeue(h->outbox, id, err, sizeof err) != YZ_OK) {
+        fprintf(stderr, "yizhan: %s\n", err);
+        rc = EXIT_FAIL;
+      } else {
+        yz_host_audit(h, "cli", "message.retry", argv[2], NULL);
+        printf("message %lld queued again\n", id);
+      }
+    }
+    yz_host_close(h);
+    return rc;
+  }
+  for (int i = 1; i < argc; i++) {
+    if ((v = opt_value(argc, argv, &i, "--status")))
+      status = v;
+    else if ((v = opt_value(argc, argv, &i, "--channel")))
+      channel = v;
+    else if ((v = opt_value(argc, argv, &i, "--since")))
+      since = v;
+    else if ((v = opt_value(argc, argv, &i, "--limit")))
+      limit = atoi(v);
+    else if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else
+      return usage_error(
+          "usage: yizhan outbox [--status S] [--channel C] [--since "
+          "'YYYY-MM-DD[ HH:MM]'] [--limit N] [--json] | show ID | retry "
+          "ID|--dead | stats");
+  }
+  static const char *const states[] = {"queued", "sending", "sent", "delivered",
+                                       "failed", "dead",    NULL};
+  if (status) {
+    int ok = 0;
+    for (int i = 0; states[i]; i++) ok |= strcmp(status, states[i]) == 0;
+    if (!ok)
+      return usage_error(
+          "--status is one of queued, sending, sent, delivered, failed, "
+          "dead");
+  }
+  if (limit <= 0) return usage_error("--limit wants a number above 0");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  int64_t since_ms = 0;
+  if (since) {
+    int64_t t, days;
+    if (yz_parse_local(since, h->cfg->timezone, &t) == 0)
+      since_ms = t * 1000;
+    else if (yz_parse_date(since, &days) == 0)
+      since_ms = yz_clock_from_local(h->cfg->timezone, days, 0, 0, 0) * 1000;
+    else {
+      yz_host_close(h);
+      return usage_error("--since wants 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM'");
+    }
+  }
+  yz_stmt *st;
+  if (yz_store_prepare(h->store, NULL,
+                       "SELECT id, key, channel, recipient, state, attempts, "
+                       "parts, created_at, last_error FROM yz_outbox WHERE "
+                       "(?1 IS NULL OR state = ?1) AND (?2 IS NULL OR "
+                       "channel = ?2) AND created_at >= ?3 ORDER BY id DESC "
+                       "LIMIT ?4",
+                       &st) != YZ_OK) {
+    fprintf(stderr, "yizhan: %s\n", yz_store_errmsg(h->store));
+    yz_host_close(h);
+    return EXIT_FAIL;
+  }
+  yz_value v1 = {.type = status ? YZ_TEXT : YZ_NULL,
+                 .s = status,
+                 .n = status ? strlen(status) : 0};
+  yz_value v2 = {.type = channel ? YZ_TEXT : YZ_NULL,
+                 .s = channel,
+                 .n = channel ? strlen(channel) : 0};
+  yz_value v3 = {.type = YZ_INT, .i = since_ms};
+  yz_value v4 = {.type = YZ_INT, .i = limit};
+  yz_stmt_bind(st, 1, &v1);
+  yz_stmt_bind(st, 2, &v2);
+  yz_stmt_bind(st, 3, &v3);
+  yz_stmt_bind(st, 4, &v4);
+  int n = list_messages(h, st, json);
+  yz_stmt_release(st);
+  if (!json && n == 0) printf("no messages\n");
+  yz_host_close(h);
   return EXIT_OK;
 }
 
@@ -521,7 +1018,39 @@ typedef struct timeline {
   const char *only; /* the plugin to show, or NULL for all */
   int json;         /* JSON lines instead of text */
   long runs;        /* runs shown */
+  long sends;       /* messages shown */
+  long parts;       /* their SMS parts */
 } timeline;
+
+/* A message would leave now: one line of the timeline (recipient masked). */
+static void print_send(yz_host *h, const yz_msg *m, void *ud) {
+  timeline *v = ud;
+  if (v->only && (!m->plugin || strcmp(m->plugin, v->only) != 0)) return;
+  char when[40], masked[32];
+  yz_clock_iso_local(v->tz, yz_clock_now_ms(&h->clock) / 1000, when,
+                     sizeof when);
+  yz_phone_mask(m->to, masked, sizeof masked);
+  if (v->json) {
+    printf("{\"at\":\"%s\",\"send\":{\"to\":\"%s\",\"channel\":", when, masked);
+    put_json_str(stdout, m->channel);
+    printf(",\"plugin\":");
+    put_json_str(stdout, m->plugin);
+    printf(",\"job\":");
+    put_json_str(stdout, m->job);
+    printf(",\"key\":");
+    put_json_str(stdout, m->key);
+    printf(",\"parts\":%d,\"text\":", m->parts);
+    put_json_str(stdout, m->text);
+    printf("}}\n");
+  } else {
+    printf("%s  SEND %s -> %s via %s (%d part%s, %s%s%s): %s\n", when,
+           m->plugin ? m->plugin : "?", masked, m->channel, m->parts,
+           m->parts == 1 ? "" : "s", m->job ? "job " : "key ",
+           m->job ? m->job : m->key, "", m->text);
+  }
+  v->sends++;
+  v->parts += m->parts;
+}
 
 /* The scheduler starts a run: one line of the timeline. */
 static void print_run(yz_host *h, const yz_job *j, int64_t scheduled,
@@ -605,9 +1134,11 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
   if (!json)
     printf("simulating %s to %s in %s on a copy of the data\n", from, to, tz);
   flush_capture(cap, &capbuf, &caplen, json, only);
-  timeline view = {tz, only, json, 0};
+  timeline view = {tz, only, json, 0, 0, 0};
   h->on_run = print_run;
   h->on_run_ud = &view;
+  h->capture = print_send;
+  h->capture_ud = &view;
   for (long guard = 0; guard < 10000000; guard++) {
     int64_t wait = yz_host_tick(h);
     flush_capture(cap, &capbuf, &caplen, json, only);
@@ -616,8 +1147,11 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
     yz_clock_advance(&h->clock, wait);
   }
   if (!json)
-    printf("%ld run%s; the original data was not touched\n", view.runs,
-           view.runs == 1 ? "" : "s");
+    printf(
+        "%ld run%s, %ld message%s (%ld SMS part%s); the original data was "
+        "not touched and nothing was sent\n",
+        view.runs, view.runs == 1 ? "" : "s", view.sends,
+        view.sends == 1 ? "" : "s", view.parts, view.parts == 1 ? "" : "s");
   yz_host_close(h);
   fclose(cap);
   free(capbuf);
@@ -866,9 +1400,13 @@ static const cmd commands[] = {
     {"plugin", cmd_plugin, "plugin enable|disable NAME",
      "Enables or disables a plugin in the database; this overrides the\n"
      "configuration's 'plugins' table until changed again."},
-    {"run", cmd_run, "run",
-     "Runs the daemon in the foreground. SIGINT/SIGTERM stop it cleanly,\n"
-     "SIGHUP reloads the configuration and plugins without a restart."},
+    {"run", cmd_run, "run [--until-idle]",
+     "Runs the daemon in the foreground: jobs, events and message delivery.\n"
+     "SIGINT/SIGTERM stop it cleanly, SIGHUP reloads the configuration and\n"
+     "plugins without a restart. Messages a crash left 'sending' are in\n"
+     "doubt and sent again with the same key. --until-idle does what is due\n"
+     "now, delivers until nothing may go or is in flight, then exits (for\n"
+     "cron-style deployments); what waits (retries, quiet hours) is said."},
     {"backup", cmd_backup, "backup FILE",
      "Writes a consistent copy of the database to FILE (mode 0600) while the\n"
      "daemon keeps running, checks it, then moves it into place."},
@@ -879,6 +1417,20 @@ static const cmd commands[] = {
      "Lists every persistent job: plugin, name, spec, next fire and last\n"
      "run in local time, and the last result (with the error when it\n"
      "failed or was skipped)."},
+    {"send", cmd_send,
+     "send --to NUMBER --text TEXT [--channel C] [--key K] [--wait "
+     "[--timeout S]]",
+     "Queues one message (the number is checked and normalised; the key,\n"
+     "when given, makes a second send with it a no-op). With --wait it waits\n"
+     "for the outcome and prints it; when no 'yizhan run' is running it\n"
+     "delivers the message itself. Exits 0 when sent."},
+    {"outbox", cmd_outbox,
+     "outbox [--status S] [--channel C] [--since T] [--limit N] [--json]\n"
+     "       outbox show ID | retry ID | retry --dead | stats [--json]",
+     "Lists messages, newest first, with recipients masked; 'show' prints\n"
+     "one message in full (with its last error); 'retry' queues a failed or\n"
+     "dead message again (--dead: all dead ones); 'stats' counts messages\n"
+     "and SMS parts per channel and state."},
     {"simulate", cmd_simulate,
      "simulate --from YYYY-MM-DD --to YYYY-MM-DD [--plugin P] [--json]",
      "Runs the enabled plugins on a copy of the database (the original is\n"

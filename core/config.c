@@ -616,9 +616,289 @@ static int check_calendar(check_ctx *k, int idx) {
   return bad;
 }
 
+/* -------------------------------------------------------------- messaging */
+
+/* "HH:MM" into minutes after midnight, or -1. */
+static int parse_hhmm(const char *s) {
+  int h, m;
+  char tail;
+  if (strlen(s) != 5 || sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 ||
+      s[2] != ':' || h < 0 || h > 23 || m < 0 || m > 59)
+    return -1;
+  return h * 60 + m;
+}
+
+static const char *const quiet_keys[] = {"from", "to", NULL};
+
+/* quiet_hours = false | true | { from = "21:30", to = "07:30" } */
+static int check_quiet(check_ctx *k, int idx, const char *path, int *on,
+                       int *from, int *to) {
+  lua_State *L = k->L;
+  if (lua_type(L, idx) == LUA_TBOOLEAN) {
+    *on = lua_toboolean(L, idx);
+    return 0;
+  }
+  if (!lua_istable(L, idx))
+    return fail(k, path,
+                "expected false or { from = \"HH:MM\", to = \"HH:MM\" }, "
+                "got %s",
+                type_of(L, idx));
+  if (only_keys(k, idx, path, quiet_keys)) return 1;
+  int *dst[2] = {from, to};
+  for (int i = 0; i < 2; i++) {
+    char sub[300];
+    yz_fmt(sub, sizeof sub, "%s.%s", path, quiet_keys[i]);
+    lua_getfield(L, idx, quiet_keys[i]);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      const char *tn = type_of(L, -1);
+      lua_pop(L, 1);
+      return fail(k, sub, "expected a local time \"HH:MM\", got %s", tn);
+    }
+    int m = parse_hhmm(lua_tostring(L, -1));
+    if (m < 0) {
+      char shown[64];
+      yz_fmt(shown, sizeof shown, "%s", lua_tostring(L, -1));
+      lua_pop(L, 1);
+      return fail(k, sub, "expected a local time \"HH:MM\", got '%s'", shown);
+    }
+    *dst[i] = m;
+    lua_pop(L, 1);
+  }
+  if (*from == *to)
+    return fail(k, path,
+                "from and to are the same time; write "
+                "quiet_hours = false to switch them off");
+  *on = 1;
+  return 0;
+}
+
+static const char *const channel_keys[] = {
+    "type",      "tps",          "max_in_flight", "quiet_hours",
+    "daily_cap", "max_attempts", "retry_base",    "retry_cap",
+    "max_parts", "insecure",     "url",           "path",
+    NULL};
+
+static int want_bool(check_ctx *k, int idx, const char *path, int *dst) {
+  if (lua_type(k->L, idx) != LUA_TBOOLEAN)
+    return fail(k, path, "expected true or false, got %s", type_of(k->L, idx));
+  *dst = lua_toboolean(k->L, idx);
+  return 0;
+}
+
+/* One channel's table, on top of the stack. */
+static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
+  lua_State *L = k->L;
+  int t = lua_gettop(L);
+  char path[300], sub[400], hint[128];
+  yz_fmt(path, sizeof path, "channels.%s", name);
+  if (!lua_istable(L, t))
+    return fail(k, path,
+                "expected a table with at least type = \"...\", got %s",
+                type_of(L, t));
+  /* Other keys belong to the channel's plugin, but a near miss of a
+  ** common one is almost surely a typo. */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) continue;
+    const char *key = lua_tostring(L, -1);
+    int known = 0;
+    for (int i = 0; channel_keys[i] && !known; i++)
+      known = strcmp(key, channel_keys[i]) == 0;
+    if (known) continue;
+    suggest(key, channel_keys, hint, sizeof hint);
+    if (hint[0]) {
+      yz_fmt(sub, sizeof sub, "%s.%s", path, key);
+      lua_pop(L, 1);
+      return fail(k, sub, "unknown key%s", hint);
+    }
+  }
+  yz_chan_rules *r = &cc->rules;
+  char *type = NULL;
+  yz_fmt(sub, sizeof sub, "%s.type", path);
+  if (lua_getfield(L, t, "type") == LUA_TNIL)
+    return fail(k, sub,
+                "missing: say which plugin delivers it (file, http, "
+                "kannel, ...)");
+  if (want_string(k, -1, sub, &type)) return 1;
+  lua_pop(L, 1);
+  if (!valid_plugin_name(type)) {
+    free(type);
+    return fail(k, sub, "expected a plugin name, got '%s'",
+                lua_tostring(L, -1));
+  }
+  yz_chan_rules_default(r, NULL, NULL);
+  r->name = yz_strdup(name);
+  r->type = type;
+  r->quiet = k->c->quiet;
+  r->quiet_from = k->c->quiet_from;
+  r->quiet_to = k->c->quiet_to;
+  lua_Number v;
+  yz_fmt(sub, sizeof sub, "%s.tps", path);
+  if (lua_getfield(L, t, "tps") != LUA_TNIL) {
+    if (want_positive(k, -1, sub, &v)) return 1;
+    r->tps = v;
+  }
+  lua_pop(L, 1);
+  struct {
+    const char *key;
+    double max;
+    int *dst;
+  } wholes[] = {{"max_in_flight", 10000, &r->max_in_flight},
+                {"max_attempts", 100, &r->max_attempts},
+                {"max_parts", 255, &r->max_parts}};
+  for (size_t i = 0; i < sizeof wholes / sizeof wholes[0]; i++) {
+    yz_fmt(sub, sizeof sub, "%s.%s", path, wholes[i].key);
+    if (lua_getfield(L, t, wholes[i].key) != LUA_TNIL) {
+      if (want_whole(k, -1, sub, wholes[i].max, &v)) return 1;
+      *wholes[i].dst = (int)v;
+    }
+    lua_pop(L, 1);
+  }
+  yz_fmt(sub, sizeof sub, "%s.daily_cap", path);
+  if (lua_getfield(L, t, "daily_cap") != LUA_TNIL) {
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+      r->daily_cap = 0;
+    else if (want_whole(k, -1, sub, 1000000, &v))
+      return 1;
+    else
+      r->daily_cap = (int)v;
+  }
+  lua_pop(L, 1);
+  struct {
+    const char *key;
+    double *dst;
+  } secs[] = {{"retry_base", &r->retry_base}, {"retry_cap", &r->retry_cap}};
+  for (int i = 0; i < 2; i++) {
+    yz_fmt(sub, sizeof sub, "%s.%s", path, secs[i].key);
+    if (lua_getfield(L, t, secs[i].key) != LUA_TNIL) {
+      if (want_positive(k, -1, sub, &v)) return 1;
+      *secs[i].dst = v;
+    }
+    lua_pop(L, 1);
+  }
+  yz_fmt(sub, sizeof sub, "%s.quiet_hours", path);
+  if (lua_getfield(L, t, "quiet_hours") != LUA_TNIL &&
+      check_quiet(k, lua_gettop(L), sub, &r->quiet, &r->quiet_from,
+                  &r->quiet_to))
+    return 1;
+  lua_pop(L, 1);
+  yz_fmt(sub, sizeof sub, "%s.insecure", path);
+  if (lua_getfield(L, t, "insecure") != LUA_TNIL &&
+      want_bool(k, -1, sub, &r->insecure))
+    return 1;
+  lua_pop(L, 1);
+  yz_fmt(sub, sizeof sub, "%s.url", path);
+  if (lua_getfield(L, t, "url") != LUA_TNIL) {
+    if (want_string(k, -1, sub, &cc->url)) return 1;
+    if (strncmp(cc->url, "http://", 7) != 0 &&
+        strncmp(cc->url, "https://", 8) != 0)
+      return fail(k, sub, "expected an http:// or https:// URL, got '%s'",
+                  cc->url);
+  }
+  lua_pop(L, 1);
+  yz_fmt(sub, sizeof sub, "%s.path", path);
+  if (lua_getfield(L, t, "path") != LUA_TNIL &&
+      want_string(k, -1, sub, &cc->path))
+    return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int cmp_channel(const void *a, const void *b) {
+  return strcmp(((const yz_chan_conf *)a)->rules.name,
+                ((const yz_chan_conf *)b)->rules.name);
+}
+
+static int check_channels(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_config *c = k->c;
+  if (!lua_istable(L, idx))
+    return fail(k, "channels",
+                "expected a table of name = { type = ... }, "
+                "got %s",
+                type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        (strcmp(lua_tostring(L, -2), "default") != 0 &&
+         !valid_plugin_name(lua_tostring(L, -2)))) {
+      lua_pop(L, 2);
+      return fail(k, "channels",
+                  "channel names are lower-case letters, digits and '_', "
+                  "starting with a letter");
+    }
+    const char *name = lua_tostring(L, -2);
+    if (strcmp(name, "default") == 0) {
+      if (want_string(k, -1, "channels.default", &c->default_channel)) {
+        lua_pop(L, 2);
+        return 1;
+      }
+      lua_pop(L, 1);
+      continue;
+    }
+    c->channels = yz_xrealloc(c->channels,
+                              sizeof *c->channels * (size_t)(c->nchannels + 1));
+    yz_chan_conf *cc = &c->channels[c->nchannels++];
+    memset(cc, 0, sizeof *cc);
+    if (check_channel(k, name, cc)) {
+      lua_settop(L, idx);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  if (c->nchannels > 1)
+    qsort(c->channels, (size_t)c->nchannels, sizeof *c->channels, cmp_channel);
+  if (c->default_channel) {
+    if (!yz_config_channel(c, c->default_channel))
+      return fail(k, "channels.default", "names no channel: '%s'",
+                  c->default_channel);
+  } else if (c->nchannels == 1) {
+    c->default_channel = yz_strdup(c->channels[0].rules.name);
+  }
+  return 0;
+}
+
+static int check_http_hosts(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_config *c = k->c;
+  if (!lua_istable(L, idx))
+    return fail(k, "http_hosts",
+                "expected a table of plugin = { \"host\", ... }, got %s",
+                type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    char sub[300];
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+      lua_pop(L, 2);
+      return fail(k, "http_hosts",
+                  "expected plugin = { \"host\", \"host:port\", ... }");
+    }
+    yz_fmt(sub, sizeof sub, "http_hosts.%s", lua_tostring(L, -2));
+    c->http = yz_xrealloc(c->http, sizeof *c->http * (size_t)(c->nhttp + 1));
+    yz_http_allow *a = &c->http[c->nhttp++];
+    memset(a, 0, sizeof *a);
+    a->plugin = yz_strdup(lua_tostring(L, -2));
+    lua_Integer n = luaL_len(L, -1);
+    a->hosts = yz_xcalloc((size_t)n + 1, sizeof *a->hosts);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_geti(L, -1, i);
+      if (want_string(k, -1, sub, &a->hosts[a->nhosts])) {
+        lua_settop(L, idx);
+        return 1;
+      }
+      a->nhosts++;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 static const char *const top_keys[] = {
-    "timezone",      "database", "log_level", "plugin_path", "limits",
-    "plugin_limits", "plugins",  "calendar",  NULL};
+    "timezone",    "database",      "log_level",  "plugin_path",
+    "limits",      "plugin_limits", "plugins",    "calendar",
+    "quiet_hours", "channels",      "http_hosts", NULL};
 
 static int check_all(check_ctx *k, int env) {
   lua_State *L = k->L;
@@ -698,6 +978,19 @@ static int check_all(check_ctx *k, int env) {
       check_calendar(k, lua_gettop(L)))
     return 1;
   lua_pop(L, 1);
+  if (lua_getfield(L, env, "quiet_hours") != LUA_TNIL &&
+      check_quiet(k, lua_gettop(L), "quiet_hours", &c->quiet, &c->quiet_from,
+                  &c->quiet_to))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "channels") != LUA_TNIL &&
+      check_channels(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, env, "http_hosts") != LUA_TNIL &&
+      check_http_hosts(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
   return 0;
 }
 
@@ -727,6 +1020,9 @@ yz_config *yz_config_defaults(void) {
   c->limits.memory = (size_t)DEFAULT_MEMORY_MB << 20;
   c->limits.instructions = DEFAULT_INSTRUCTIONS;
   c->limits.quarantine_after = DEFAULT_QUARANTINE;
+  c->quiet = 1;
+  c->quiet_from = 21 * 60 + 30;
+  c->quiet_to = 7 * 60 + 30;
   return c;
 }
 
@@ -819,6 +1115,20 @@ void yz_config_free(yz_config *c) {
   free(c->plugin_path);
   for (int i = 0; i < c->nplugins; i++) free(c->plugins[i].name);
   free(c->plugins);
+  for (int i = 0; i < c->nchannels; i++) {
+    free(c->channels[i].rules.name);
+    free(c->channels[i].rules.type);
+    free(c->channels[i].url);
+    free(c->channels[i].path);
+  }
+  free(c->channels);
+  free(c->default_channel);
+  for (int i = 0; i < c->nhttp; i++) {
+    free(c->http[i].plugin);
+    for (int j = 0; j < c->http[i].nhosts; j++) free(c->http[i].hosts[j]);
+    free(c->http[i].hosts);
+  }
+  free(c->http);
   yz_sandbox_free(c->sb);
   free(c->source);
   free(c);
@@ -844,6 +1154,31 @@ int yz_config_push_options(const yz_config *c, const char *name, lua_State *to,
   lua_State *L = c->sb->L;
   lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
   lua_getfield(L, -1, "plugins");
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TTABLE) {
+    lua_settop(L, 0);
+    lua_pushnil(to);
+    return 0;
+  }
+  int rc = yz_sandbox_copy(L, -1, to, err, errlen);
+  lua_settop(L, 0);
+  return rc;
+}
+
+const yz_chan_conf *yz_config_channel(const yz_config *c, const char *name) {
+  for (int i = 0; name && i < c->nchannels; i++)
+    if (strcmp(c->channels[i].rules.name, name) == 0) return &c->channels[i];
+  return NULL;
+}
+
+int yz_config_push_channel(const yz_config *c, const char *name, lua_State *to,
+                           char *err, size_t errlen) {
+  if (!c->sb) {
+    lua_pushnil(to);
+    return 0;
+  }
+  lua_State *L = c->sb->L;
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
+  lua_getfield(L, -1, "channels");
   if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TTABLE) {
     lua_settop(L, 0);
     lua_pushnil(to);

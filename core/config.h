@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "calendar.h"
+#include "outbox.h"
 
 struct lua_State;
 
@@ -29,6 +30,21 @@ typedef struct yz_plugin_conf {
   yz_limits limits; /* effective limits (global ones merged in) */
 } yz_plugin_conf;
 
+/* A configured delivery channel: the outbox's rules plus what the host
+** grants the plugin that implements it (its gateway's host, its file). */
+typedef struct yz_chan_conf {
+  yz_chan_rules rules; /* name, type (= the plugin), limits */
+  char *url;           /* the gateway's URL, or NULL */
+  char *path;          /* the file it writes, or NULL */
+} yz_chan_conf;
+
+/* Hosts a plugin may reach with host.http.request (config http_hosts). */
+typedef struct yz_http_allow {
+  char *plugin;
+  char **hosts; /* "name" or "name:port" */
+  int nhosts;
+} yz_http_allow;
+
 typedef struct yz_config {
   char *path;              /* the file it came from */
   char *timezone;          /* IANA zone, default Asia/Shanghai */
@@ -40,6 +56,14 @@ typedef struct yz_config {
   yz_plugin_conf *plugins; /* the 'plugins' table, in file order */
   int nplugins;            /* entries in plugins */
   yz_calendar calendar;    /* the school calendar (empty when not given) */
+  int quiet;               /* quiet hours on by default (quiet_hours) */
+  int quiet_from;          /* minutes after midnight they start */
+  int quiet_to;            /* ... and end */
+  yz_chan_conf *channels;  /* the 'channels' table, sorted by name */
+  int nchannels;           /* entries in channels */
+  char *default_channel;   /* channels.default, or the only channel */
+  yz_http_allow *http;     /* the 'http_hosts' table */
+  int nhttp;               /* entries in http */
   struct yz_sandbox *sb;   /* the evaluated file, kept for option tables */
   char *source;            /* the file's text, for locating keys */
 } yz_config;
@@ -57,6 +81,12 @@ yz_limits yz_config_limits_for(const yz_config *c, const char *name);
 /* Copies plugins[name] (a table of option overrides) onto the top of 'to', or
 ** pushes nil when there is none. Returns nonzero with err set on failure. */
 int yz_config_push_options(const yz_config *c, const char *name,
+                           struct lua_State *to, char *err, size_t errlen);
+/* The configured channel of that name, or NULL. */
+const yz_chan_conf *yz_config_channel(const yz_config *c, const char *name);
+/* Pushes a copy of the configured table of channel 'name' onto 'to' (nil
+** when there is none). Returns nonzero with err set on failure. */
+int yz_config_push_channel(const yz_config *c, const char *name,
                            struct lua_State *to, char *err, size_t errlen);
 /* Best-effort line of a dotted key path in the file (0 when unknown). */
 int yz_config_line_of(const yz_config *c, const char *keypath);

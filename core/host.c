@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "deliver.h"
 
 #ifndef YZ_SHIPPED_PLUGIN_DIR
 #define YZ_SHIPPED_PLUGIN_DIR "plugins"
@@ -67,6 +68,11 @@ int yz_host_open_db(const char *datadir, const char *dbpath, yz_host **out,
     return rc;
   }
   h->sched = yz_sched_new(h->store, h->cfg->timezone);
+  rc = yz_deliver_open(h, err, errlen);
+  if (rc != YZ_OK) {
+    yz_host_close(h);
+    return rc;
+  }
   *out = h;
   return YZ_OK;
 }
@@ -74,6 +80,7 @@ int yz_host_open_db(const char *datadir, const char *dbpath, yz_host **out,
 int yz_host_start(yz_host *h) {
   yz_sched_new_generation(h->sched, yz_clock_mono_ms());
   yz_plugins_discover(h);
+  yz_deliver_started(h, 0); /* the configured channels, for setup's sends */
   int rc = yz_plugins_start(h);
   /* Jobs a healthy plugin no longer registers are gone for good. */
   for (int i = 0; i < h->nplugins; i++) {
@@ -85,7 +92,23 @@ int yz_host_start(yz_host *h) {
                 "dropped %d job(s) no longer registered", n);
     }
   }
+  yz_deliver_started(h, 1);
   return rc;
+}
+
+void yz_host_forget_plugin(yz_host *h, yz_plugin *p) {
+  yz_tasks_drop(h, p);
+  yz_sched_forget(h->sched, p);
+  yz_deliver_forget(h, p);
+}
+
+int yz_host_idle(yz_host *h) {
+  int64_t now = yz_clock_now_ms(&h->clock);
+  for (yz_task *t = h->tasks; t; t = t->next)
+    if (t->wake_ms <= now || t->wait) return 0;
+  if (yz_bus_pending(h->bus) || yz_http_running(h->http)) return 0;
+  if (yz_outbox_in_flight(h->outbox, NULL)) return 0;
+  return yz_deliver_wake(h) != 0;
 }
 
 /* A job's run ended: record it. */
@@ -133,8 +156,15 @@ int64_t yz_host_tick(yz_host *h) {
             yz_store_errmsg(h->store));
     yz_store_tx_rollback(h->store);
   }
+  yz_deliver_turn(h);
   int64_t wait = yz_tasks_run(h, now_ms);
+  if (yz_outbox_flush(h->outbox) != YZ_OK)
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "cannot record message outcomes (kept, tried again): %s",
+            yz_store_errmsg(h->store));
   h->ticking = 0;
+  int64_t more = yz_deliver_wake(h);
+  if (more >= 0 && (wait < 0 || more < wait)) wait = more;
   if (wait == 0) return 0;
   int64_t due = yz_sched_next_wake(h->sched);
   if (due != YZ_NEVER) {
@@ -196,6 +226,7 @@ int yz_host_reload(yz_host *h) {
 void yz_host_close(yz_host *h) {
   if (!h) return;
   yz_plugins_unload(h);
+  if (h->bus) yz_deliver_close(h);
   yz_sched_free(h->sched);
   yz_store_close(h->store);
   yz_config_free(h->cfg);

@@ -6,8 +6,11 @@
 #ifndef YZ_HOST_H
 #define YZ_HOST_H
 
+#include "bus.h"
 #include "clock.h"
 #include "config.h"
+#include "http.h"
+#include "outbox.h"
 #include "log.h"
 #include "plugin.h"
 #include "sched.h"
@@ -29,9 +32,22 @@ typedef struct yz_host {
   yz_task *tasks;      /* running and waiting coroutines */
   int ticking;         /* inside yz_host_tick */
   void (*on_run)(struct yz_host *h, const yz_job *job, int64_t scheduled,
-                 void *ud); /* told of each job run started, or NULL */
-  void *on_run_ud;          /* its argument */
-  char err[YZ_ERRMSG_MAX];  /* last error */
+                 void *ud);    /* told of each job run started, or NULL */
+  void *on_run_ud;             /* its argument */
+  yz_task *current;            /* the task being resumed, or NULL */
+  yz_http *http;               /* the process's HTTP requests */
+  yz_bus *bus;                 /* plugin events */
+  yz_outbox *outbox;           /* durable messages */
+  struct yz_channel *channels; /* channels registered by plugins */
+  int nchannels;               /* entries in channels */
+  char **unserved;             /* channels warned of having no plugin */
+  int nunserved;               /* entries in unserved */
+  /* When set (simulate, yizhan test), messages are handed here instead of
+  ** to their channel and count as sent. */
+  void (*capture)(struct yz_host *h, const yz_msg *m, void *ud);
+  void *capture_ud;        /* its argument */
+  int deliver;             /* hand messages to channels (yizhan run) */
+  char err[YZ_ERRMSG_MAX]; /* last error */
 } yz_host;
 
 /* Opens the data directory: reads the configuration and opens the database.
@@ -56,6 +72,13 @@ int64_t yz_host_tick(yz_host *h);
 /* On a simulated clock: moves time forward to target_ms, ticking through
 ** every due time on the way, as the run loop would in real time. */
 void yz_host_run_until(yz_host *h, int64_t target_ms);
+/* Forgets what a plugin registered: tasks, jobs, event handlers and
+** channels (it failed to start, or is being unloaded). */
+void yz_host_forget_plugin(yz_host *h, yz_plugin *p);
+/* Whether the host has nothing to do right now: no task ready or waiting
+** for an answer, no event queued, no message that may go now or is in
+** flight. */
+int yz_host_idle(yz_host *h);
 /* Stops plugins, closes the database; accepts NULL. */
 void yz_host_close(yz_host *h);
 /* Records an audit entry stamped with the host clock. */

@@ -12,6 +12,7 @@
 #include "buf.h"
 
 struct yz_plugin;
+struct yz_host;
 
 /* Pushes p's read-only host table; the merged options must be on top of the
 ** stack and are consumed (they become host.options). */
@@ -26,6 +27,13 @@ int luaopen_yz_log(lua_State *L);
 int luaopen_yz_calendar(lua_State *L);
 /* Sets cron, every, at, after, cancel and sleep in the table on top. */
 void yz_lapi_open_sched(lua_State *L);
+
+/* Sets the messaging functions (emit, on, send, channel, receipt, append,
+** http, phone, sms, channels) in the host table on top (lapi_msg.c). */
+void yz_lapi_open_msg(lua_State *L, struct yz_plugin *p);
+/* Cancels the HTTP request task t waits for, if any. */
+struct yz_task;
+void yz_lapi_http_cancel(struct yz_host *h, struct yz_task *t);
 
 /* Encodes the value at idx as compact JSON into out (object keys sorted).
 ** Returns 0, or nonzero with a message naming the path in err. Never raises:

@@ -107,7 +107,7 @@ int luaopen_yz_log(lua_State *L) {
 
 void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   int options = lua_gettop(L);
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 24);
   lua_pushstring(L, p->name);
   lua_setfield(L, -2, "name");
   lua_pushcfunction(L, h_now);
@@ -127,6 +127,7 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_setfield(L, -2, "kv");
   luaopen_yz_json(L);
   lua_setfield(L, -2, "json");
+  yz_lapi_open_msg(L, p);
   lua_pushvalue(L, options);
   lua_setfield(L, -2, "options");
   yz_sandbox_freeze(L, "host");

@@ -24,6 +24,10 @@
 **   t.now() -> "YYYY-MM-DD HH:MM"      the fake clock, local time
 **   t.logs() -> { lines }              log lines since the last call
 **   t.jobs() -> { {name=, spec=, next=} }  this plugin's jobs
+**   t.sent() -> { {to=, masked=, text=, key=, channel=, plugin=, job=,
+**                  parts=, coding=, at=} }  messages that left in this test
+**                                      (captured: nothing reaches a gateway;
+**                                      quiet hours and caps apply)
 **
 ** A failed assertion names the test file and line, what was expected and
 ** what came. Each test's database changes are rolled back after it; the
@@ -34,8 +38,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "deliver.h"
 #include "host.h"
 #include "lapi.h"
+#include "phone.h"
 #include "plugin.h"
 #include "sandbox.h"
 #include "sched.h"
@@ -49,6 +55,8 @@ typedef struct test_ctx {
   char **capbuf;  /* its buffer */
   size_t *caplen; /* its length */
   size_t read;    /* bytes of it t.logs() has handed out */
+  yz_msg **sent;  /* messages captured in this test */
+  int nsent, sentcap;
 } test_ctx;
 
 static test_ctx *ctx_of(lua_State *L) {
@@ -255,13 +263,85 @@ static int t_register(lua_State *L) {
   return 0;
 }
 
+/* The host hands over each message that would leave. */
+static void capture(yz_host *h, const yz_msg *m, void *ud) {
+  test_ctx *c = ud;
+  (void)h;
+  if (c->nsent == c->sentcap) {
+    c->sentcap = c->sentcap ? c->sentcap * 2 : 16;
+    c->sent = yz_xrealloc(c->sent, sizeof *c->sent * (size_t)c->sentcap);
+  }
+  yz_msg *copy = yz_xcalloc(1, sizeof *copy);
+  *copy = *m;
+  copy->key = yz_strdup(m->key);
+  copy->channel = yz_strdup(m->channel);
+  copy->to = yz_strdup(m->to);
+  copy->text = yz_strdup(m->text);
+  copy->meta = NULL;
+  copy->plugin = yz_strdup(m->plugin);
+  copy->job = yz_strdup(m->job);
+  copy->state = NULL;
+  copy->gateway_id = NULL;
+  copy->last_error = NULL;
+  copy->sent_ms = yz_clock_now_ms(&c->h->clock);
+  c->sent[c->nsent++] = copy;
+}
+
+static void clear_sent(test_ctx *c) {
+  for (int i = 0; i < c->nsent; i++) yz_msg_free(c->sent[i]);
+  c->nsent = 0;
+}
+
+/* t.sent() -> { {to=, masked=, text=, key=, channel=, plugin=, job=,
+** parts=, coding=, at=} }: what left in this test so far (messages due now
+** are handed over first; later ones go as t.advance reaches them). */
+static int t_sent(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  yz_deliver_turn(c->h);
+  lua_createtable(L, c->nsent, 0);
+  for (int i = 0; i < c->nsent; i++) {
+    const yz_msg *m = c->sent[i];
+    char masked[32], at[40];
+    yz_phone_mask(m->to, masked, sizeof masked);
+    yz_clock_iso_local(c->h->cfg->timezone, m->sent_ms / 1000, at, sizeof at);
+    at[16] = 0; /* "YYYY-MM-DDTHH:MM" */
+    at[10] = ' ';
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, m->to);
+    lua_setfield(L, -2, "to");
+    lua_pushstring(L, masked);
+    lua_setfield(L, -2, "masked");
+    lua_pushstring(L, m->text);
+    lua_setfield(L, -2, "text");
+    lua_pushstring(L, m->key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, m->channel);
+    lua_setfield(L, -2, "channel");
+    lua_pushstring(L, m->plugin ? m->plugin : "");
+    lua_setfield(L, -2, "plugin");
+    if (m->job) {
+      lua_pushstring(L, m->job);
+      lua_setfield(L, -2, "job");
+    }
+    lua_pushinteger(L, m->parts);
+    lua_setfield(L, -2, "parts");
+    lua_pushstring(L, m->ucs2 ? "ucs2" : "gsm7");
+    lua_setfield(L, -2, "coding");
+    lua_pushstring(L, at);
+    lua_setfield(L, -2, "at");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* Pushes the 't' table, its functions bound to ctx. */
 static void push_t(lua_State *L, test_ctx *c) {
   static const luaL_Reg funcs[] = {
       {"eq", t_eq},       {"ok", t_ok},           {"contains", t_contains},
       {"error", t_error}, {"advance", t_advance}, {"now", t_now},
-      {"logs", t_logs},   {"jobs", t_jobs},       {NULL, NULL}};
-  lua_createtable(L, 0, 10);
+      {"logs", t_logs},   {"jobs", t_jobs},       {"sent", t_sent},
+      {NULL, NULL}};
+  lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, c);
   luaL_setfuncs(L, funcs, 1);
   lua_createtable(L, 0, 1);
@@ -275,7 +355,9 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
                       char **capbuf, size_t *caplen, FILE *out, int *passed,
                       int *failed) {
   lua_State *L = p->sb->L;
-  test_ctx c = {h, p, cap, capbuf, caplen, 0};
+  test_ctx c = {h, p, cap, capbuf, caplen, 0, NULL, 0, 0};
+  h->capture = capture;
+  h->capture_ud = &c;
   char err[8192];
   lua_settop(L, 0);
   lua_newtable(L);
@@ -316,10 +398,12 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
     push_t(L, &c);
     /* Each test's database changes are undone after it, so tests do not
     ** depend on each other; the clock and the logs carry on. */
+    clear_sent(&c);
     int tx = yz_store_tx_begin(h->store) == YZ_OK;
     int rc = yz_sandbox_call(p->sb, 1, 0, err, sizeof err);
     while (tx && yz_store_tx_depth(h->store) > 0)
       yz_store_tx_rollback(h->store);
+    yz_outbox_forget_counts(h->outbox); /* the rolled-back sends' */
     if (rc == LUA_OK) {
       fprintf(out, "ok - %s\n", name);
       (*passed)++;
@@ -335,5 +419,9 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
     }
   }
   lua_settop(L, 0);
+  clear_sent(&c);
+  free(c.sent);
+  h->capture = NULL;
+  h->capture_ud = NULL;
   return YZ_OK;
 }

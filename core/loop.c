@@ -15,13 +15,14 @@
 #include <unistd.h>
 
 struct yz_loop {
-  yz_http *http;     /* the wait happens in libcurl's multi poll */
+  yz_http *http;     /* the wait happens in libcurl's multi poll (the
+                        host's handle, not owned) */
   int sfd;           /* signalfd for the caught signals */
   sigset_t caught;   /* SIGINT, SIGTERM, SIGHUP */
   sigset_t previous; /* the mask before the loop, restored on free */
 };
 
-yz_loop *yz_loop_new(char *err, unsigned errlen) {
+yz_loop *yz_loop_new(yz_http *http, char *err, unsigned errlen) {
   yz_loop *lp = calloc(1, sizeof *lp);
   if (!lp) {
     snprintf(err, errlen, "out of memory");
@@ -36,16 +37,10 @@ yz_loop *yz_loop_new(char *err, unsigned errlen) {
     free(lp);
     return NULL;
   }
-  lp->http = yz_http_new(err, errlen);
-  if (!lp->http) {
-    sigprocmask(SIG_SETMASK, &lp->previous, NULL);
-    free(lp);
-    return NULL;
-  }
+  lp->http = http;
   lp->sfd = signalfd(-1, &lp->caught, SFD_CLOEXEC | SFD_NONBLOCK);
   if (lp->sfd < 0) {
     snprintf(err, errlen, "signalfd: %s", strerror(errno));
-    yz_http_free(lp->http);
     sigprocmask(SIG_SETMASK, &lp->previous, NULL);
     free(lp);
     return NULL;
@@ -56,7 +51,6 @@ yz_loop *yz_loop_new(char *err, unsigned errlen) {
 void yz_loop_free(yz_loop *lp) {
   if (!lp) return;
   close(lp->sfd);
-  yz_http_free(lp->http);
   sigprocmask(SIG_SETMASK, &lp->previous, NULL);
   free(lp);
 }

@@ -41,8 +41,7 @@ static void plugin_free(yz_plugin *p) {
   if (p->sb) {
     /* Its tasks and jobs point into its state: they go first. */
     if (p->host && p->host->sched) {
-      yz_tasks_drop(p->host, p);
-      yz_sched_forget(p->host->sched, p);
+      yz_host_forget_plugin(p->host, p);
     }
     yz_sandbox_free(p->sb);
     /* Statements of this plugin went back to the cache as its state closed;
@@ -447,7 +446,11 @@ static int enabled_by(yz_host *h, const char *name) {
   }
   if (decided) return how;
   const yz_plugin_conf *pc = yz_config_plugin(h->cfg, name);
-  return pc && pc->enabled ? YZ_EN_CONFIG : YZ_EN_NO;
+  if (pc) return pc->enabled ? YZ_EN_CONFIG : YZ_EN_NO;
+  /* A configured channel's type is the plugin that delivers it. */
+  for (int i = 0; i < h->cfg->nchannels; i++)
+    if (strcmp(h->cfg->channels[i].rules.type, name) == 0) return YZ_EN_CONFIG;
+  return YZ_EN_NO;
 }
 
 int yz_plugins_discover(yz_host *h) {
@@ -733,8 +736,7 @@ static void start_one(yz_plugin *p) {
   if (!ok) {
     if (tx) yz_store_tx_rollback(store);
     /* What setup registered went with the rollback. */
-    yz_tasks_drop(p->host, p);
-    yz_sched_forget(p->host->sched, p);
+    yz_host_forget_plugin(p->host, p);
     p->state = YZ_PS_FAILED; /* failing to start is not a quarantine matter */
     record(p);
     return;

@@ -85,6 +85,31 @@ static const char *const core_steps[] = {
     "  seen INTEGER NOT NULL DEFAULT 1,"
     "  updated_at TEXT,"
     "  PRIMARY KEY (plugin, name)) WITHOUT ROWID;",
+    /* 3: the outbox (times in ms since the epoch) */
+    "CREATE TABLE yz_outbox("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  channel TEXT NOT NULL,"
+    "  recipient TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  ucs2 INTEGER NOT NULL CHECK (ucs2 IN (0, 1)),"
+    "  parts INTEGER NOT NULL CHECK (parts >= 1),"
+    "  meta TEXT,"
+    "  plugin TEXT,"
+    "  job TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', "
+    "    'sending', 'sent', 'delivered', 'failed', 'dead')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  in_doubt INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  sent_at INTEGER,"
+    "  delivered_at INTEGER,"
+    "  gateway_id TEXT,"
+    "  last_error TEXT,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX yz_outbox_due ON yz_outbox(channel, next_at)"
+    "  WHERE state IN ('queued', 'failed');",
 };
 
 static void set_err(yz_store *s, const char *fmt, ...)

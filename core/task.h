@@ -15,6 +15,7 @@
 struct yz_host;
 struct yz_plugin;
 struct yz_job;
+struct lua_State;
 
 typedef struct yz_task yz_task;
 
@@ -34,8 +35,21 @@ struct yz_task {
   yz_task_done done;   /* outcome callback, or NULL */
   struct yz_job *job;  /* the job it runs, or NULL */
   int64_t scheduled;   /* the job's scheduled time (s) */
-  yz_task *next;       /* the host's list */
+  char *job_name;      /* the job it serves (for messages it sends), or NULL */
+  void *ud;            /* the starter's data (a channel's message, ...) */
+  /* Pushes the values the next resume passes in (a completed wait's
+  ** results); returns their count. Cleared once used. */
+  int (*push)(struct lua_State *co, yz_task *t);
+  void *wait; /* what a waiting task waits for, or NULL */
+  /* Called when the task is dropped without finishing (its plugin is
+  ** unloaded): frees ud and cancels 'wait'. */
+  void (*drop)(struct yz_host *h, yz_task *t);
+  yz_task *next; /* the host's list */
 };
+
+/* Pushes a new task's arguments onto L (the plugin's main state, under
+** protection); returns their count. */
+typedef int (*yz_task_args)(struct lua_State *L, void *ud);
 
 /* Starts a job's run: its function gets a run table (job, plugin, spec,
 ** scheduled, period). Returns the task, or NULL with err set. */
@@ -47,6 +61,15 @@ yz_task *yz_task_for_job(struct yz_host *h, struct yz_job *job,
 yz_task *yz_task_for_ref(struct yz_host *h, struct yz_plugin *p, int fn_ref,
                          int64_t wake_ms, const char *what, char *err,
                          size_t errlen);
+/* Starts the function under registry reference fn_ref of p with the
+** arguments 'args' pushes, now. 'ud' is kept in the task; 'done' is told
+** of the outcome with the function's results still on the coroutine
+** (t->co). Returns the task, or NULL with err set (ud untouched). */
+yz_task *yz_task_for_call(struct yz_host *h, struct yz_plugin *p, int fn_ref,
+                          yz_task_args args, void *ud, const char *what,
+                          yz_task_done done, char *err, size_t errlen);
+/* Makes a waiting task ready: its next resume passes what push pushes. */
+void yz_task_wake(yz_task *t, int64_t now_ms);
 /* Resumes every task whose time has come, once. Returns the ms until the
 ** next task wants to run (0: one is ready now), or -1 when none waits. */
 int64_t yz_tasks_run(struct yz_host *h, int64_t now_ms);
@@ -54,6 +77,9 @@ int64_t yz_tasks_run(struct yz_host *h, int64_t now_ms);
 void yz_tasks_drop(struct yz_host *h, struct yz_plugin *p);
 /* What host.sleep yields first (a light userdata), then the seconds. */
 const void *yz_task_sleep_mark(void);
+/* What a function yields when it waits for an outside event (an HTTP
+** answer): the task sleeps until yz_task_wake. */
+const void *yz_task_wait_mark(void);
 /* How many tasks exist. */
 int yz_tasks_count(const struct yz_host *h);
 

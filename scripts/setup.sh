@@ -15,6 +15,9 @@ packages=(
   tzdata                        # the IANA zones the config is checked against
   systemd                       # systemd-analyze: the cron cross-check in tests
   valgrind                      # memory checks in scripts/test.sh
+  python3                       # tests/gateway/mockgw.py, tests/kannel/*.py
+  kannel kannel-extras          # a real SMS gateway (bearerbox, smsbox, fakesmsc) for tests/kannel
+  nginx-light                   # an HTTP front for gateway tests
 )
 
 missing=()
@@ -29,5 +32,16 @@ echo "setup: installing ${missing[*]}" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+
+# kannel and nginx start system services when installed (kannel's init script,
+# nginx on port 80). Tests start their own loopback-only instances, so block
+# service starts with a temporary policy-rc.d; an existing one is left alone.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  trap '$sudo rm -f "$policy"' EXIT
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+fi
+
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,528 @@
+/*
+** lapi_msg.c: messaging for plugins.
+**
+**   host.emit(topic, data)            -- publish plain data to other plugins
+**   host.on(topic, fn(data, ev))      -- subscribe ("a.b", "a.*" or "*")
+**   host.send{to=, text=, key=, channel=, not_before=, meta=}
+**       -> { id=, key=, state=, existing= }
+**   host.channel{name=, send=fn(msg)} -- deliver a channel (see deliver.c)
+**   host.channels                     -- configured channels this plugin
+**                                        delivers: name -> their table
+**   host.http.request{method=, url=, headers=, body=, timeout=, insecure=,
+**                     max_size=} -> { status=, headers=, body= } | nil, err
+**   host.phone.normalize(s) -> "+86..." | nil, err; host.phone.mask(s)
+**   host.sms.count(text) -> { coding=, units=, parts= }
+**   host.append(path, text)           -- a channel's own file
+**   host.receipt(key, delivered [, detail])  -- a delivery receipt
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deliver.h"
+#include "host.h"
+#include "lapi.h"
+#include "phone.h"
+#include "plugin.h"
+#include "sandbox.h"
+
+#define KEY_MAX 200
+
+static yz_plugin *plugin_of(lua_State *L) {
+  return yz_sandbox_of(L)->owner;
+}
+
+/* ------------------------------------------------------------------ bus */
+
+static int h_emit(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  const char *topic = luaL_checkstring(L, 1);
+  if (!yz_bus_topic_ok(topic, 0))
+    return luaL_error(L,
+                      "host.emit: bad topic '%s' (expected words of letters, "
+                      "digits, '_' and '-' joined by '.', like "
+                      "\"registry.child_added\")",
+                      topic);
+  if (strncmp(topic, "message.", 8) == 0 || strncmp(topic, "core.", 5) == 0)
+    return luaL_error(L,
+                      "host.emit: topics under 'message.' and 'core.' are the "
+                      "core's own");
+  lua_settop(L, 2);
+  yz_buf b;
+  char err[512];
+  yz_buf_init(&b, 1024 * 1024);
+  if (yz_json_encode(L, 2, &b, err, sizeof err) != 0) {
+    yz_buf_free(&b);
+    return luaL_error(L,
+                      "host.emit('%s'): the data must be plain (tables, "
+                      "strings, numbers, booleans): %s",
+                      topic, err);
+  }
+  yz_deliver_emit(p->host, topic, yz_buf_str(&b), b.len, p->name);
+  yz_buf_free(&b);
+  return 0;
+}
+
+static int h_on(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  const char *topic = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (!yz_bus_topic_ok(topic, 1))
+    return luaL_error(L,
+                      "host.on: bad topic '%s' (expected \"a.b\", \"a.*\" or "
+                      "\"*\")",
+                      topic);
+  lua_pushvalue(L, 2);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  yz_bus_subscribe(p->host->bus, topic, p, ref);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- send */
+
+static const char *opt_field_str(lua_State *L, int t, const char *k,
+                                 const char *what) {
+  int ty = lua_getfield(L, t, k);
+  if (ty == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (ty != LUA_TSTRING)
+    luaL_error(L, "host.send: %s must be a string, got %s", what,
+               luaL_typename(L, -1));
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the table keeps it alive */
+  return s;
+}
+
+static int h_send(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  yz_host *h = p->host;
+  char err[1024], to[32];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!p->send)
+    return luaL_error(L,
+                      "host.send: plugin '%s' may not send messages (add "
+                      "access = { send = true } to its manifest)",
+                      p->name);
+  static const char *const known[] = {"to",         "text", "key", "channel",
+                                      "not_before", "meta", NULL};
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+      ok |= strcmp(lua_tostring(L, -1), known[i]) == 0;
+    if (!ok)
+      return luaL_error(L,
+                        "host.send: unknown field '%s' (expected to, text, "
+                        "key, channel, not_before, meta)",
+                        luaL_tolstring(L, -1, NULL));
+  }
+  const char *raw_to = opt_field_str(L, 1, "to", "to");
+  const char *text = opt_field_str(L, 1, "text", "text");
+  const char *key = opt_field_str(L, 1, "key", "key");
+  const char *channel = opt_field_str(L, 1, "channel", "channel");
+  yz_msg_in in;
+  if (yz_deliver_check(h, raw_to, text, channel, &in, to, sizeof to, err,
+                       sizeof err) != YZ_OK)
+    return luaL_error(L, "host.send: %s", err);
+  if (key && (!*key || strlen(key) > KEY_MAX))
+    return luaL_error(L, "host.send: 'key' must be 1 to %d bytes", KEY_MAX);
+  int64_t not_before = 0;
+  int ty = lua_getfield(L, 1, "not_before");
+  if (ty == LUA_TNUMBER) {
+    not_before = (int64_t)(lua_tonumber(L, -1) * 1000);
+  } else if (ty == LUA_TSTRING) {
+    int64_t t;
+    if (yz_parse_local(lua_tostring(L, -1), h->cfg->timezone, &t) != 0)
+      return luaL_error(L,
+                        "host.send: not_before '%s' is not \"YYYY-MM-DD "
+                        "HH:MM\" (local time) or seconds since the epoch",
+                        lua_tostring(L, -1));
+    not_before = t * 1000;
+  } else if (ty != LUA_TNIL) {
+    return luaL_error(L, "host.send: not_before must be a time, got %s",
+                      luaL_typename(L, -1));
+  }
+  lua_pop(L, 1);
+  yz_buf meta;
+  yz_buf_init(&meta, 64 * 1024);
+  if (lua_getfield(L, 1, "meta") != LUA_TNIL &&
+      yz_json_encode(L, -1, &meta, err, sizeof err) != 0) {
+    yz_buf_free(&meta);
+    return luaL_error(L, "host.send: meta: %s", err);
+  }
+  lua_pop(L, 1);
+  in.key = key;
+  in.meta = meta.len ? yz_buf_str(&meta) : NULL;
+  in.plugin = p->name;
+  in.job = h->current ? h->current->job_name : NULL;
+  in.not_before_ms = not_before;
+  int64_t id;
+  int existed;
+  int rc = yz_outbox_enqueue(h->outbox, &in, &id, &existed, err, sizeof err);
+  yz_buf_free(&meta);
+  if (rc != YZ_OK) return luaL_error(L, "host.send: %s", err);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, id);
+  lua_setfield(L, -2, "id");
+  lua_pushboolean(L, existed);
+  lua_setfield(L, -2, "existing");
+  yz_msg *m = NULL;
+  if (yz_outbox_get(h->outbox, id, &m) == YZ_OK) {
+    lua_pushstring(L, m->key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, m->state);
+    lua_setfield(L, -2, "state");
+    yz_msg_free(m);
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------- channel */
+
+static int h_channel(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  char err[512];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getfield(L, 1, "name") != LUA_TSTRING)
+    return luaL_error(L, "host.channel: 'name' must be a string");
+  const char *name = lua_tostring(L, -1);
+  if (lua_getfield(L, 1, "send") != LUA_TFUNCTION)
+    return luaL_error(L, "host.channel: 'send' must be a function(msg)");
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (yz_deliver_add_channel(p->host, p, name, ref, err, sizeof err) != YZ_OK) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return luaL_error(L, "host.channel: %s", err);
+  }
+  return 0;
+}
+
+static int h_receipt(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  const char *key = luaL_checkstring(L, 1);
+  int delivered = lua_toboolean(L, 2);
+  const char *detail = luaL_optstring(L, 3, NULL);
+  yz_msg *m;
+  if (yz_outbox_get_key(p->host->outbox, key, &m) != YZ_OK)
+    return luaL_error(L, "host.receipt: no message with key '%s'", key);
+  yz_channel *c = NULL;
+  for (int i = 0; i < p->host->nchannels; i++)
+    if (strcmp(p->host->channels[i].name, m->channel) == 0)
+      c = &p->host->channels[i];
+  yz_msg_free(m);
+  if (!c || c->p != p)
+    return luaL_error(L,
+                      "host.receipt: message '%s' is not on a channel this "
+                      "plugin delivers",
+                      key);
+  int rc = yz_outbox_receipt(p->host->outbox, key, delivered, detail);
+  lua_pushboolean(L, rc == YZ_OK);
+  return 1;
+}
+
+static int h_append(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  const char *path = luaL_checkstring(L, 1);
+  size_t n;
+  const char *text = luaL_checklstring(L, 2, &n);
+  char *file = yz_deliver_file_allowed(p->host, p, path);
+  if (!file)
+    return luaL_error(L,
+                      "host.append: '%s' is not the path of a channel this "
+                      "plugin delivers",
+                      path);
+  int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", file, strerror(errno));
+    free(file);
+    return 2;
+  }
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, text + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    off += (size_t)w;
+  }
+  int saved = errno;
+  close(fd);
+  if (off < n) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", file, strerror(saved));
+    free(file);
+    return 2;
+  }
+  free(file);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- phone */
+
+static int phone_normalize(lua_State *L) {
+  char out[32], err[512];
+  const char *s = luaL_checkstring(L, 1);
+  if (yz_phone_normalize(s, out, sizeof out, err, sizeof err) != YZ_OK) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static int phone_mask(lua_State *L) {
+  char out[64];
+  yz_phone_mask(luaL_checkstring(L, 1), out, sizeof out);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+static int sms_count(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  yz_sms_count c;
+  if (yz_sms_count_text(s, n, &c) != YZ_OK)
+    return luaL_error(L, "host.sms.count: not valid UTF-8");
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, c.ucs2 ? "ucs2" : "gsm7");
+  lua_setfield(L, -2, "coding");
+  lua_pushinteger(L, c.units);
+  lua_setfield(L, -2, "units");
+  lua_pushinteger(L, c.parts);
+  lua_setfield(L, -2, "parts");
+  return 1;
+}
+
+/* ----------------------------------------------------------------- http */
+
+typedef struct http_wait {
+  yz_host *h;
+  yz_task *t;
+  void *handle; /* the request, until it ends */
+  int ok, timed_out;
+  long status;
+  char *headers, *body;
+  size_t hlen, blen;
+  char err[256];
+} http_wait;
+
+static void http_wait_free(http_wait *w) {
+  free(w->headers);
+  free(w->body);
+  free(w);
+}
+
+static int push_answer(lua_State *co, yz_task *t);
+
+static void http_done(void *ud, const yz_http_resp *r) {
+  http_wait *w = ud;
+  w->handle = NULL;
+  w->ok = r->ok;
+  w->timed_out = r->timed_out;
+  w->status = r->status;
+  yz_fmt(w->err, sizeof w->err, "%s", r->err);
+  w->headers = yz_xmalloc(r->hlen + 1);
+  memcpy(w->headers, r->headers, r->hlen);
+  w->headers[r->hlen] = 0;
+  w->hlen = r->hlen;
+  w->body = yz_xmalloc(r->blen + 1);
+  memcpy(w->body, r->body, r->blen);
+  w->body[r->blen] = 0;
+  w->blen = r->blen;
+  yz_task_wake(w->t, yz_clock_now_ms(&w->h->clock));
+  w->t->wait = w; /* kept for the push; yz_task_wake cleared it */
+  w->t->push = push_answer;
+}
+
+void yz_lapi_http_cancel(yz_host *h, yz_task *t) {
+  http_wait *w = t->wait;
+  if (!w) return;
+  if (w->handle) yz_http_cancel(h->http, w->handle);
+  http_wait_free(w);
+  t->wait = NULL;
+}
+
+static void push_headers(lua_State *L, const char *hd, size_t n) {
+  lua_newtable(L);
+  const char *p = hd, *end = hd + n;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) eol = end;
+    const char *colon = memchr(p, ':', (size_t)(eol - p));
+    if (colon && strncmp(p, "HTTP/", 5) != 0) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *q = p; q < colon; q++) {
+        char c = *q;
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        luaL_addchar(&b, c);
+      }
+      luaL_pushresult(&b);
+      const char *v = colon + 1, *ve = eol;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
+      lua_pushlstring(L, v, (size_t)(ve - v));
+      lua_settable(L, -3);
+    }
+    p = eol + 1;
+  }
+}
+
+/* Pushes the answer as { status=, headers= { lower-case name = value },
+** body= } or nil, error. */
+static int push_answer(lua_State *co, yz_task *t) {
+  http_wait *w = t->wait;
+  t->wait = NULL;
+  if (!w) return 0;
+  if (!w->ok) {
+    lua_pushnil(co);
+    lua_pushstring(co, w->timed_out ? "timeout" : w->err);
+    http_wait_free(w);
+    return 2;
+  }
+  lua_createtable(co, 0, 3);
+  lua_pushinteger(co, w->status);
+  lua_setfield(co, -2, "status");
+  push_headers(co, w->headers, w->hlen);
+  lua_setfield(co, -2, "headers");
+  lua_pushlstring(co, w->body, w->blen);
+  lua_setfield(co, -2, "body");
+  http_wait_free(w);
+  return 1;
+}
+
+static int http_request(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  yz_host *h = p->host;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  yz_task *t = h->current;
+  if (!t || t->p != p || !lua_isyieldable(L))
+    return luaL_error(L,
+                      "host.http.request waits for the answer: call it from a "
+                      "job, an event handler or a channel's send, not from "
+                      "setup or a protected C call");
+  lua_getfield(L, 1, "url");
+  const char *url = lua_tostring(L, -1);
+  if (!url) return luaL_error(L, "host.http.request: 'url' is missing");
+  char hostport[300];
+  if (yz_http_url_host(url, hostport, sizeof hostport) != 0)
+    return luaL_error(L, "host.http.request: not an http(s) URL: %s", url);
+  if (!yz_deliver_host_allowed(h, p, hostport))
+    return luaL_error(L,
+                      "host.http.request: plugin '%s' may not reach '%s' (add "
+                      "it to http_hosts.%s in the config)",
+                      p->name, hostport, p->name);
+  lua_getfield(L, 1, "method");
+  const char *method = luaL_optstring(L, -1, "GET");
+  lua_getfield(L, 1, "body");
+  size_t blen = 0;
+  const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &blen);
+  lua_getfield(L, 1, "timeout");
+  double timeout = luaL_optnumber(L, -1, 30);
+  lua_getfield(L, 1, "insecure");
+  int insecure = lua_toboolean(L, -1);
+  if (insecure && !yz_deliver_insecure_allowed(h, p))
+    return luaL_error(L,
+                      "host.http.request: insecure = true needs a channel of "
+                      "this plugin configured with insecure = true");
+  lua_getfield(L, 1, "max_size");
+  lua_Integer max_size = luaL_optinteger(L, -1, 1024 * 1024);
+  /* Headers: a table name = value. */
+  const char *hdrs[64];
+  int nh = 0;
+  yz_buf hb;
+  yz_buf_init(&hb, 64 * 1024);
+  size_t offs[64];
+  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (nh == 64 || lua_type(L, -2) != LUA_TSTRING ||
+          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
+        yz_buf_free(&hb);
+        return luaL_error(L,
+                          "host.http.request: headers must be a table of "
+                          "name = string (at most 64)");
+      }
+      const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+      if (strpbrk(k, "\r\n:") || strpbrk(v, "\r\n")) {
+        yz_buf_free(&hb);
+        return luaL_error(L, "host.http.request: a header has a line break");
+      }
+      offs[nh++] = hb.len;
+      yz_buf_addf(&hb, "%s: %s", k, v);
+      yz_buf_addc(&hb, 0);
+      lua_pop(L, 1);
+    }
+  }
+  for (int i = 0; i < nh; i++) hdrs[i] = hb.data + offs[i];
+  yz_http_req req = {.method = method,
+                     .url = url,
+                     .headers = hdrs,
+                     .nheaders = nh,
+                     .body = body,
+                     .bodylen = blen,
+                     .timeout_ms = (long)(timeout * 1000),
+                     .max_response = (size_t)(max_size > 0 ? max_size : 1),
+                     .insecure = insecure};
+  http_wait *w = yz_xcalloc(1, sizeof *w);
+  w->h = h;
+  w->t = t;
+  char err[512];
+  w->handle = yz_http_start(h->http, &req, http_done, w, err, sizeof err);
+  yz_buf_free(&hb);
+  if (!w->handle) {
+    free(w);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  t->wait = w;
+  if (!t->drop) t->drop = yz_deliver_task_drop;
+  lua_pushlightuserdata(L, (void *)yz_task_wait_mark());
+  return lua_yield(L, 1);
+}
+
+/* ------------------------------------------------------------ the table */
+
+void yz_lapi_open_msg(lua_State *L, yz_plugin *p) {
+  static const luaL_Reg fns[] = {{"emit", h_emit},
+                                 {"on", h_on},
+                                 {"send", h_send},
+                                 {"channel", h_channel},
+                                 {"receipt", h_receipt},
+                                 {"append", h_append},
+                                 {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, http_request);
+  lua_setfield(L, -2, "request");
+  lua_setfield(L, -2, "http");
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, phone_normalize);
+  lua_setfield(L, -2, "normalize");
+  lua_pushcfunction(L, phone_mask);
+  lua_setfield(L, -2, "mask");
+  lua_setfield(L, -2, "phone");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sms_count);
+  lua_setfield(L, -2, "count");
+  lua_setfield(L, -2, "sms");
+  /* The configured channels this plugin delivers. */
+  lua_newtable(L);
+  yz_host *h = p->host;
+  for (int i = 0; h && h->cfg && i < h->cfg->nchannels; i++) {
+    const yz_chan_conf *cc = &h->cfg->channels[i];
+    if (strcmp(cc->rules.type, p->name) != 0) continue;
+    char err[256];
+    if (yz_config_push_channel(h->cfg, cc->rules.name, L, err, sizeof err) == 0)
+      lua_setfield(L, -2, cc->rules.name);
+  }
+  lua_setfield(L, -2, "channels");
+}
