@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -200,4 +202,76 @@ int tu_contains(const char *hay, const char *needle) {
   fprintf(stderr, "expected to find:\n  %s\nin:\n%s\n", needle,
           hay ? hay : "(null)");
   return 0;
+}
+
+/* ------------------------------------------------------------- gateway */
+
+tu_gateway tu_gateway_start(const char *const *args) {
+  tu_gateway g = {0};
+  g.dir = tu_tmpdir();
+  char portf[4200], logf[4200];
+  snprintf(portf, sizeof portf, "%s/port", g.dir);
+  snprintf(logf, sizeof logf, "%s/gw.jsonl", g.dir);
+  g.log = strdup(logf);
+  int argc = 0;
+  while (args && args[argc]) argc++;
+  const char **argv = calloc((size_t)argc + 8, sizeof *argv);
+  int n = 0;
+  argv[n++] = "python3";
+  argv[n++] = YZ_SOURCE_DIR "/tests/gateway/mockgw.py";
+  argv[n++] = "--port-file";
+  argv[n++] = portf;
+  argv[n++] = "--log";
+  argv[n++] = logf;
+  for (int i = 0; i < argc; i++) argv[n++] = args[i];
+  g.pid = fork();
+  assert_true(g.pid >= 0);
+  if (g.pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    execvp("python3", (char *const *)argv);
+    _exit(127);
+  }
+  free(argv);
+  for (int i = 0; i < 1000; i++) {
+    char *p = tu_read(portf);
+    if (p) {
+      g.port = atoi(p);
+      free(p);
+      break;
+    }
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (!g.port) fail_msg("the mock gateway did not start");
+  return g;
+}
+
+void tu_gateway_stop(tu_gateway *g) {
+  if (g->pid > 0) {
+    kill(g->pid, SIGTERM);
+    waitpid(g->pid, NULL, 0);
+    g->pid = 0;
+  }
+  if (g->dir) {
+    tu_rmrf(g->dir);
+    free(g->dir);
+    g->dir = NULL;
+  }
+  free(g->log);
+  g->log = NULL;
+}
+
+int tu_gateway_count(const tu_gateway *g, const char *needle) {
+  char *text = tu_read(g->log);
+  int n = 0;
+  for (char *line = text; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    if (strstr(line, needle)) n++;
+    line = nl ? nl + 1 : NULL;
+  }
+  free(text);
+  return n;
 }

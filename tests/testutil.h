@@ -56,4 +56,20 @@ void tu_run_free(tu_run *r);
 /* True when 'hay' contains 'needle'; prints both when not, for the test log. */
 int tu_contains(const char *hay, const char *needle);
 
+/* A mock SMS gateway (tests/gateway/mockgw.py) on 127.0.0.1, stopped by
+** its pid. */
+typedef struct tu_gateway {
+  int pid;   /* the python3 process */
+  int port;  /* where it listens */
+  char *dir; /* its scratch folder */
+  char *log; /* its request log: one JSON line per request */
+} tu_gateway;
+
+/* Starts it with extra arguments (NULL-terminated; NULL for none) and
+** waits until it listens. */
+tu_gateway tu_gateway_start(const char *const *args);
+void tu_gateway_stop(tu_gateway *g);
+/* Lines of its log that contain 'needle'. */
+int tu_gateway_count(const tu_gateway *g, const char *needle);
+
 #endif
