@@ -29,7 +29,8 @@ typedef struct yz_host {
   yz_plugin **plugins; /* discovered plugins, sorted by name */
   int nplugins;        /* entries in plugins */
   yz_sched *sched;     /* persistent jobs */
-  yz_task *tasks;      /* running and waiting coroutines */
+  yz_task *tasks;      /* running and waiting coroutines, oldest first */
+  yz_task *tasks_tail; /* the newest */
   int ticking;         /* inside yz_host_tick */
   void (*on_run)(struct yz_host *h, const yz_job *job, int64_t scheduled,
                  void *ud);    /* told of each job run started, or NULL */

@@ -74,8 +74,15 @@ static yz_task *spawn(yz_host *h, yz_plugin *p, spawn_args *a, char *err,
   }
   yz_task *t = a->t;
   t->p = p;
-  t->next = h->tasks;
-  h->tasks = t;
+  /* Oldest first: tasks started together (messages claimed in order)
+  ** resume in that order. */
+  t->prev = h->tasks_tail;
+  t->next = NULL;
+  if (h->tasks_tail)
+    h->tasks_tail->next = t;
+  else
+    h->tasks = t;
+  h->tasks_tail = t;
   return t;
 }
 
@@ -124,11 +131,15 @@ void yz_task_wake(yz_task *t, int64_t now_ms) {
 }
 
 static void unlink_task(yz_host *h, yz_task *t) {
-  for (yz_task **pp = &h->tasks; *pp; pp = &(*pp)->next)
-    if (*pp == t) {
-      *pp = t->next;
-      return;
-    }
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    h->tasks = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    h->tasks_tail = t->prev;
+  t->next = t->prev = NULL;
 }
 
 static void finish(yz_host *h, yz_task *t, int ok, const char *err) {
@@ -224,10 +235,11 @@ int64_t yz_tasks_run(yz_host *h, int64_t now_ms) {
 }
 
 void yz_tasks_drop(yz_host *h, yz_plugin *p) {
-  for (yz_task **pp = &h->tasks; *pp;) {
-    yz_task *t = *pp;
+  yz_task *t = h->tasks;
+  while (t) {
+    yz_task *next = t->next;
     if (t->p == p) {
-      *pp = t->next;
+      unlink_task(h, t);
       if (t->job) {
         t->job->running = 0;
         yz_sched_release(t->job); /* if it was cancelled meanwhile */
@@ -235,9 +247,8 @@ void yz_tasks_drop(yz_host *h, yz_plugin *p) {
       if (t->drop) t->drop(h, t);
       free(t->job_name);
       free(t);
-    } else {
-      pp = &t->next;
     }
+    t = next;
   }
 }
 

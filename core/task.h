@@ -44,7 +44,8 @@ struct yz_task {
   /* Called when the task is dropped without finishing (its plugin is
   ** unloaded): frees ud and cancels 'wait'. */
   void (*drop)(struct yz_host *h, yz_task *t);
-  yz_task *next; /* the host's list */
+  yz_task *next; /* the host's list, in order of creation */
+  yz_task *prev;
 };
 
 /* Pushes a new task's arguments onto L (the plugin's main state, under

@@ -31,10 +31,27 @@ $y -d "$demo" eval care_notes 'summary()'
 step "yizhan test: the plugin's own tests, on a fresh database and a fake clock"
 $y -d "$demo" test care_notes
 
+step "yizhan send: a message to a guardian, the number as people write it, with an idempotency key"
+$y -d "$demo" send --to "138 0000 0002" --text "小明的家长您好：本周六上午9点在学校召开家长会。" --key demo:meeting:1
+step "the same key again: nothing is queued twice"
+$y -d "$demo" send --to "138 0000 0002" --text "小明的家长您好：本周六上午9点在学校召开家长会。" --key demo:meeting:1
+step "a bad number is refused, shown masked"
+$y -d "$demo" send --to "12345678" --text "x" || echo "(refused, as it should be)"
+
+step "yizhan run --until-idle: deliver what may go now (quiet hours, 21:30-07:30 in Shanghai, hold the rest)"
+$y -d "$demo" run --until-idle
+step "yizhan outbox and outbox stats"
+$y -d "$demo" outbox
+$y -d "$demo" outbox stats
+if [ -f "$demo/outbox.jsonl" ]; then
+  step "what the file channel wrote (outbox.jsonl)"
+  cat "$demo/outbox.jsonl"
+fi
+
 step "yizhan spec: when '3 days before term.end 09:00' fires this school year"
 $y -d "$demo" spec '3 days before term.end 09:00' --from '2026-09-01 00:00' --count 2
 
-step "yizhan simulate: the school year on a copy of the data"
+step "yizhan simulate: the school year on a copy of the data, with every message that would go"
 $y -d "$demo" simulate --from 2026-09-01 --to 2027-07-10 | grep -v 'care notes ready'
 
 step "yizhan jobs"

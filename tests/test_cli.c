@@ -393,6 +393,121 @@ static void simulate_prints_a_school_year_and_touches_nothing(void **state) {
   free(d);
 }
 
+/* A plugin that sends at noon and at 22:00 each day. */
+#define NIGHTLY                                                             \
+  "return { name = 'nightly', version = '1', access = { send = true },\n"   \
+  "  setup = function(host)\n"                                              \
+  "    for i, at in ipairs { '0 12 * * *', '0 22 * * *' } do\n"             \
+  "      host.cron('send' .. i, at, function(run)\n"                        \
+  "        host.send{ to = '13800138000', text = '晚安 ' .. run.period, " \
+  "key = at .. run.period }\n"                                              \
+  "      end)\n"                                                            \
+  "    end\n"                                                               \
+  "  end }\n"
+
+static void simulate_holds_messages_in_quiet_hours(void **state) {
+  (void)state;
+  char *d = tu_datadir(
+      "channels = { demo = { type = 'file', path = 'out.jsonl' } }\n"
+      "plugins = { nightly = {} }\n");
+  tu_write(d, "plugins/nightly.lua", NIGHTLY);
+  tu_run r = tu_yizhan((const char *[]){
+      "-d", d, "simulate", "--from", "2026-11-02", "--to", "2026-11-03", NULL});
+  assert_int_equal(r.status, 0);
+  /* Noon goes at noon; 22:00 waits for 07:30 the next morning. */
+  assert_true(tu_contains(r.out,
+                          "2026-11-02T12:00:00+08:00  SEND nightly -> "
+                          "138****8000 via demo"));
+  assert_true(tu_contains(r.out, "2026-11-03T07:30:00+08:00  SEND nightly"));
+  assert_true(tu_contains(r.out, "2026-11-03T12:00:00+08:00  SEND nightly"));
+  assert_true(tu_contains(r.out, "3 messages (3 SMS parts)"));
+  assert_null(strstr(r.out, "13800138000"));
+  /* No SEND line inside 21:30-07:30. */
+  for (char *p = r.out; (p = strstr(p, "  SEND ")) != NULL; p++) {
+    int hh = atoi(p - 14), mm = atoi(p - 11);
+    int m = hh * 60 + mm;
+    if (m >= 21 * 60 + 30 || m < 7 * 60 + 30)
+      fail_msg("a message went at %02d:%02d", hh, mm);
+  }
+  /* Nothing was sent for real. */
+  char out[4200];
+  snprintf(out, sizeof out, "%s/out.jsonl", d);
+  assert_null(tu_read(out));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
+static void send_and_outbox_from_the_command_line(void **state) {
+  (void)state;
+  char *d = tu_datadir(
+      "quiet_hours = false\n"
+      "channels = { demo = { type = 'file', path = 'out.jsonl' } }\n");
+  tu_run r =
+      tu_yizhan((const char *[]){"-d", d, "send", "--to", "138-0013-8000",
+                                 "--text", "你好", "--key", "k1", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out,
+                          "queued message 1 (key k1) to 138****8000 "
+                          "via demo, 1 SMS part"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "send", "--to", "13800138000",
+                                 "--text", "again", "--key", "k1", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out, "already queued with key k1"));
+  tu_run_free(&r);
+  /* Refusals: usage errors, nothing queued. */
+  const char *bad[][2] = {{"12345678", "hi"}, {"13800138000", ""}};
+  for (int i = 0; i < 2; i++) {
+    r = tu_yizhan((const char *[]){"-d", d, "send", "--to", bad[i][0], "--text",
+                                   bad[i][1], NULL});
+    assert_int_equal(r.status, 2);
+    assert_true(tu_contains(r.err, i ? "'text' is missing" : "bad phone"));
+    tu_run_free(&r);
+  }
+  r = tu_yizhan((const char *[]){"-d", d, "send", "--to", "13800138000",
+                                 "--text", "x", "--channel", "sms", NULL});
+  assert_int_equal(r.status, 2);
+  assert_true(tu_contains(r.err, "unknown channel 'sms' (configured: demo)"));
+  tu_run_free(&r);
+  /* --wait with no daemon delivers it. */
+  r = tu_yizhan((const char *[]){"-d", d, "send", "--to", "+8613900139000",
+                                 "--text", "hello", "--wait", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(tu_contains(r.out,
+                          "to 139****9000 via demo: sent after 1 "
+                          "attempt, gateway id file-2"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "run", "--until-idle", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/out.jsonl", d);
+  char *lines = tu_read(path);
+  assert_true(tu_contains(lines, "\"key\":\"k1\""));
+  assert_true(tu_contains(lines, "\"text\":\"你好\""));
+  free(lines);
+  r = tu_yizhan((const char *[]){"-d", d, "outbox", "--json", NULL});
+  assert_true(tu_contains(r.out,
+                          "\"key\":\"k1\",\"channel\":\"demo\","
+                          "\"to\":\"138****8000\",\"state\":\"sent\""));
+  assert_null(strstr(r.out, "13800138000"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "outbox", "stats", NULL});
+  assert_true(tu_contains(r.out, "demo         sent                2"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "outbox", "show", "1", NULL});
+  assert_true(tu_contains(r.out, "state       sent"));
+  assert_true(tu_contains(r.out, "text        你好"));
+  tu_run_free(&r);
+  r = tu_yizhan((const char *[]){"-d", d, "outbox", "retry", "1", NULL});
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "only failed or dead messages"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
 static void test_runs_plugin_tests_with_a_fake_clock(void **state) {
   (void)state;
   char *d = tu_datadir(
@@ -460,6 +575,8 @@ int main(void) {
       cmocka_unit_test(spec_prints_fire_times_or_the_error),
       cmocka_unit_test(simulate_prints_a_school_year_and_touches_nothing),
       cmocka_unit_test(test_runs_plugin_tests_with_a_fake_clock),
+      cmocka_unit_test(simulate_holds_messages_in_quiet_hours),
+      cmocka_unit_test(send_and_outbox_from_the_command_line),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -523,7 +523,7 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
     line += len;
   }
   out[o] = '\0';
-  assert_int_equal(uncommented, 6);
+  assert_int_equal(uncommented, 7);
   yz_config *c = load_ok(f, out);
   free(out);
   yz_config *d = yz_config_defaults();
@@ -535,6 +535,13 @@ static void the_template_options_uncommented_are_the_defaults(void **state) {
   assert_true(c->limits.memory == d->limits.memory);
   assert_true(c->limits.instructions == d->limits.instructions);
   assert_int_equal(c->limits.quarantine_after, d->limits.quarantine_after);
+  assert_int_equal(c->quiet, d->quiet);
+  assert_int_equal(c->quiet_from, d->quiet_from);
+  assert_int_equal(c->quiet_to, d->quiet_to);
+  /* The one channel the template enables writes to a file. */
+  assert_int_equal(c->nchannels, 1);
+  assert_string_equal(c->default_channel, "demo");
+  assert_string_equal(c->channels[0].rules.type, "file");
   yz_config_free(d);
 }
 

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "buf.h"
 
 char *tu_tmpdir(void) {
@@ -191,6 +193,27 @@ tu_run tu_yizhan(const char *const *args) {
   return r;
 }
 
+int tu_yizhan_start(const char *const *args, const char *logfile) {
+  int argc = 0;
+  while (args[argc]) argc++;
+  const char **argv = calloc((size_t)argc + 2, sizeof *argv);
+  argv[0] = YZ_TEST_BINARY;
+  for (int i = 0; i < argc; i++) argv[i + 1] = args[i];
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int o = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(o, 1);
+    dup2(o, 2);
+    dup2(in, 0);
+    execv(YZ_TEST_BINARY, (char *const *)argv);
+    _exit(127);
+  }
+  free(argv);
+  return (int)pid;
+}
+
 void tu_run_free(tu_run *r) {
   free(r->out);
   free(r->err);
@@ -274,4 +297,47 @@ int tu_gateway_count(const tu_gateway *g, const char *needle) {
   }
   free(text);
   return n;
+}
+
+static char *req_field(const cJSON *obj, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+  return yz_strdup(cJSON_IsString(v) ? v->valuestring : "");
+}
+
+tu_gw_req *tu_gateway_requests(const tu_gateway *g, size_t *n) {
+  char *text = tu_read(g->log);
+  size_t cap = 64, count = 0;
+  tu_gw_req *r = calloc(cap, sizeof *r);
+  for (char *line = text; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (!nl) break; /* a line still being written */
+    *nl = 0;
+    cJSON *j = cJSON_Parse(line);
+    if (!j) fail_msg("gateway log: not JSON: %s", line);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(j, "params");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
+    if (count == cap) r = realloc(r, (cap *= 2) * sizeof *r);
+    tu_gw_req *q = &r[count++];
+    q->t = cJSON_IsNumber(t) ? t->valuedouble : 0;
+    q->key = req_field(params, "key");
+    q->to = req_field(params, "to");
+    q->text = req_field(params, "text");
+    q->outcome = req_field(j, "outcome");
+    q->accepted = !strcmp(q->outcome, "ok") || !strcmp(q->outcome, "slow");
+    cJSON_Delete(j);
+    line = nl + 1;
+  }
+  free(text);
+  *n = count;
+  return r;
+}
+
+void tu_gateway_requests_free(tu_gw_req *r, size_t n) {
+  for (size_t i = 0; r && i < n; i++) {
+    free(r[i].key);
+    free(r[i].to);
+    free(r[i].text);
+    free(r[i].outcome);
+  }
+  free(r);
 }

@@ -52,6 +52,10 @@ typedef struct tu_run {
 /* Runs build/yizhan with the given argv (NULL-terminated, without argv[0])
 ** and collects its output. */
 tu_run tu_yizhan(const char *const *args);
+/* Starts it in the background (a daemon, say) with its stdout and stderr
+** appended to 'logfile', stdin from /dev/null; returns its pid, for the
+** caller to signal and wait for. */
+int tu_yizhan_start(const char *const *args, const char *logfile);
 void tu_run_free(tu_run *r);
 /* True when 'hay' contains 'needle'; prints both when not, for the test log. */
 int tu_contains(const char *hay, const char *needle);
@@ -71,5 +75,17 @@ tu_gateway tu_gateway_start(const char *const *args);
 void tu_gateway_stop(tu_gateway *g);
 /* Lines of its log that contain 'needle'. */
 int tu_gateway_count(const tu_gateway *g, const char *needle);
+
+/* One request of a mock gateway's log. */
+typedef struct tu_gw_req {
+  double t;                        /* when it arrived, Unix seconds */
+  char *key, *to, *text, *outcome; /* params and outcome ("" if absent) */
+  int accepted;                    /* outcome ok or slow: it was delivered */
+} tu_gw_req;
+
+/* Every complete line of its log, in order, as a malloc'd array of *n;
+** fails the test on a line that is not JSON. */
+tu_gw_req *tu_gateway_requests(const tu_gateway *g, size_t *n);
+void tu_gateway_requests_free(tu_gw_req *r, size_t n);
 
 #endif

@@ -22,6 +22,15 @@ calendar = {
 
 limits = { memory_mb = 64, instructions = 1000000000, quarantine_after = 5 }
 
+-- Messages: the demo writes them to a file in the data directory
+-- (outbox.jsonl) instead of a real SMS gateway. Guardians get no SMS at
+-- night: quiet hours hold messages until the window opens.
+quiet_hours = { from = "21:30", to = "07:30" }
+channels = {
+  default = "demo",
+  demo = { type = "file", path = "outbox.jsonl", tps = 50, daily_cap = 5 },
+}
+
 plugins = {
-  care_notes = { max_length = 200 },
+  care_notes = { max_length = 200, summary_to = "13800000001" },
 }

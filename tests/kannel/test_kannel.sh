@@ -34,8 +34,8 @@ if [ ! -e "$BEARERBOX" ]; then
 fi
 command -v python3 >/dev/null || { say "FAIL: python3 is missing: run scripts/setup.sh"; exit 1; }
 
+if [ ! -f "$1" ] || [ ! -x "$1" ]; then say "FAIL: $1 is not an executable"; exit 1; fi
 YIZHAN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-[ -x "$YIZHAN" ] || { say "FAIL: $1 is not an executable"; exit 1; }
 export YIZHAN_SHIPPED_PLUGINS="${YIZHAN_SHIPPED_PLUGINS:-$(cd "$HERE/../.." && pwd)/plugins}"
 [ -f "$YIZHAN_SHIPPED_PLUGINS/kannel.lua" ] ||
   { say "FAIL: no kannel.lua in YIZHAN_SHIPPED_PLUGINS=$YIZHAN_SHIPPED_PLUGINS"; exit 1; }
@@ -56,6 +56,14 @@ T0=$SECONDS
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
+  trap '' PIPE  # a closed stderr must not stop the clean-up half way
+  set +e
+  # Stop Kannel first, so nothing below can leave it running.
+  local stopped=1
+  if [ -d "$RUN" ]; then
+    "$HERE/down.sh" "$RUN" 2>"$LOGS/down.err" || stopped=0
+    compgen -G "$RUN/*.pid" >/dev/null && stopped=0
+  fi
   if [ "$rc" -ne 0 ]; then
     say "failed (exit $rc); last lines of the logs:"
     local f
@@ -68,18 +76,11 @@ cleanup() {
       fi
     done
   fi
-  if [ -d "$RUN" ]; then
-    if ! "$HERE/down.sh" "$RUN" 2>"$LOGS/down.err"; then
-      cat "$LOGS/down.err" >&2
-      say "FAIL: down.sh could not stop every Kannel process of $RUN"
-      [ "$rc" -ne 0 ] || rc=1
-    fi
-    local p
-    for p in "$RUN"/*.pid; do
-      [ -e "$p" ] || continue
-      say "FAIL: $(basename "$p") left behind (pid $(cat "$p"))"
-      [ "$rc" -ne 0 ] || rc=1
-    done
+  if [ "$stopped" = 0 ]; then
+    cat "$LOGS/down.err" >&2
+    say "FAIL: down.sh could not stop every Kannel process of $RUN:" \
+      "$(cd "$RUN" && grep -H . ./*.pid | paste -sd ' ')"
+    [ "$rc" -ne 0 ] || rc=1
   fi
   rm -rf "$WORK"
   [ "$rc" -ne 0 ] || say "PASS in $((SECONDS - T0))s"

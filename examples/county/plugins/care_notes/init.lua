@@ -33,11 +33,13 @@ return {
   version = "1.0.0",
   description = "教师对留守儿童情况的简短记录 (care notes between home visits)",
   owns = { "care_notes" },
+  access = { send = true },                               -- the monthly summary SMS
   options = {
     max_length = 500,                                     -- characters per note
     kinds = { "general", "health", "study", "mood", "family" },
     summary_at = "0 8 1 * *",                             -- the monthly summary
     review_at = "3 days before term.end 09:00",           -- before term-end visits
+    summary_to = "",                                      -- who gets the summary by SMS
   },
   migrations = {
     [[CREATE TABLE care_notes (
@@ -65,6 +67,16 @@ return {
       end
       h.log.info("monthly care-note summary", { period = run.period, notes = total,
                                                 kinds = table.concat(counts, ",") })
+      -- The county officer gets it by SMS; the key makes a rerun of this
+      -- month's job send nothing twice.
+      if opts.summary_to ~= "" then
+        h.send {
+          to = opts.summary_to,
+          key = "care_notes:summary:" .. run.period,
+          text = ("%s 留守儿童情况记录 %d 条 (%s)"):format(run.period, total,
+                                                  total > 0 and table.concat(counts, ", ") or "无"),
+        }
+      end
     end)
 
     -- Before each term-end home visit, teachers reread their notes.
