@@ -287,7 +287,6 @@ static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
   if (!ok) {
     first_line(err, why, sizeof why);
     yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, why, 0, NULL);
-    yz_msg_free(m);
     return;
   }
   lua_State *co = t->co;
@@ -298,7 +297,6 @@ static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
         : n >= 2 && lua_type(co, 2) == LUA_TNUMBER ? lua_tostring(co, 2)
                                                    : NULL;
     yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0, gw);
-    yz_msg_free(m);
     return;
   }
   const char *reason =
@@ -319,7 +317,6 @@ static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
   yz_outbox_result(h->outbox, m,
                    permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, why,
                    retry_after > 0 ? retry_after : 0, NULL);
-  yz_msg_free(m);
 }
 
 void yz_deliver_task_drop(yz_host *h, yz_task *t) {
@@ -334,7 +331,6 @@ void yz_deliver_task_drop(yz_host *h, yz_task *t) {
     yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT,
                      "the channel's plugin stopped before the send ended", 0,
                      NULL);
-    yz_msg_free(m);
   }
 }
 
@@ -366,7 +362,6 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
     if (h->capture) {
       h->capture(h, m, h->capture_ud);
       yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0, "captured");
-      yz_msg_free(m);
       continue;
     }
     char what[160], err[1024];
@@ -375,7 +370,6 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
                                   send_done, err, sizeof err);
     if (!t) {
       yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, err, 0, NULL);
-      yz_msg_free(m);
       continue;
     }
     t->drop = yz_deliver_task_drop;

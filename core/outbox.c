@@ -82,22 +82,6 @@ void yz_msg_free(yz_msg *m) {
   free(m);
 }
 
-static yz_msg *msg_copy(const yz_msg *m) {
-  yz_msg *c = yz_xmalloc(sizeof *c);
-  *c = *m;
-  c->key = yz_strdup(m->key);
-  c->channel = yz_strdup(m->channel);
-  c->to = yz_strdup(m->to);
-  c->text = yz_strdup(m->text);
-  c->meta = yz_strdup(m->meta);
-  c->plugin = yz_strdup(m->plugin);
-  c->job = yz_strdup(m->job);
-  c->state = yz_strdup(m->state);
-  c->gateway_id = yz_strdup(m->gateway_id);
-  c->last_error = yz_strdup(m->last_error);
-  return c;
-}
-
 static void set_str(char **dst, const char *s) {
   free(*dst);
   *dst = yz_strdup(s);
@@ -561,13 +545,13 @@ static double backoff(yz_outbox *ob, const chan *c, int attempts) {
   return d * j;
 }
 
-void yz_outbox_result(yz_outbox *ob, const yz_msg *m, yz_send_outcome how,
+void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
                       const char *detail, double retry_after,
                       const char *gateway_id) {
   chan *c = find_chan(ob, m->channel);
   if (c && c->in_flight > 0) c->in_flight--;
   int64_t now = yz_clock_now_ms(ob->clock);
-  yz_msg *r = msg_copy(m);
+  yz_msg *r = m; /* taken: it becomes the pending outcome */
   r->updated_ms = now;
   if (how == YZ_SEND_SENT) {
     set_str(&r->state, "sent");
@@ -576,7 +560,9 @@ void yz_outbox_result(yz_outbox *ob, const yz_msg *m, yz_send_outcome how,
     set_str(&r->last_error, NULL);
   } else {
     int max = c ? c->r.max_attempts : 1;
-    set_str(&r->last_error, detail ? detail : "failed");
+    char *why = yz_strdup(detail ? detail : "failed"); /* detail may be ours */
+    free(r->last_error);
+    r->last_error = why;
     if (how == YZ_SEND_PERMANENT || m->attempts >= max) {
       set_str(&r->state, "dead");
     } else {

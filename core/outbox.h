@@ -107,9 +107,10 @@ int yz_outbox_enqueue(yz_outbox *ob, const yz_msg_in *in, int64_t *id,
 ** them 'sending' and commits. Returns the count; *out is a malloc'd array
 ** of messages (free each with yz_msg_free, then the array). */
 int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out);
-/* Records an attempt's outcome (kept until the next flush). retry_after is
-** the gateway's Retry-After in seconds (0: none). */
-void yz_outbox_result(yz_outbox *ob, const yz_msg *m, yz_send_outcome how,
+/* Records an attempt's outcome (kept until the next flush), taking m (the
+** message claimed). retry_after is the gateway's Retry-After in seconds
+** (0: none). */
+void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
                       const char *detail, double retry_after,
                       const char *gateway_id);
 /* A delivery receipt for the message with this key (delivered or not). */

@@ -41,6 +41,7 @@ struct yz_store {
   unsigned long tick;          /* use counter for the cache */
   int hits, misses;            /* cache counters */
   int tx_depth;                /* nesting of yz_store_tx_begin */
+  int lazy;                    /* a lazy BEGIN waits for the first statement */
   char err[YZ_ERRMSG_MAX];     /* last error */
 };
 
@@ -494,9 +495,15 @@ static int only_trivia(const char *p) {
   }
 }
 
+static int materialize(yz_store *s);
+
 int yz_store_prepare(yz_store *s, const yz_acl *acl, const char *sql,
                      yz_stmt **out) {
   *out = NULL;
+  if (s->lazy) {
+    int rc = materialize(s);
+    if (rc != YZ_OK) return rc;
+  }
   uint64_t h = key_hash(acl, sql);
   yz_stmt *st = cache_take(s, acl, sql, h);
   if (st) {
@@ -692,8 +699,26 @@ int64_t yz_store_last_rowid(yz_store *s) {
 
 /* --------------------------------------------------------- transactions */
 
+/* Starts the transaction a lazy begin promised. */
+static int materialize(yz_store *s) {
+  s->lazy = 0;
+  int rc = yz_store_exec(s, NULL, "BEGIN IMMEDIATE", NULL, 0);
+  if (rc == YZ_OK) s->tx_depth = 1;
+  return rc;
+}
+
+int yz_store_tx_begin_lazy(yz_store *s) {
+  if (s->tx_depth > 0 || s->lazy) return yz_store_tx_begin(s);
+  s->lazy = 1;
+  return YZ_OK;
+}
+
 int yz_store_tx_begin(yz_store *s) {
   char sql[64];
+  if (s->lazy) {
+    int rc = materialize(s);
+    if (rc != YZ_OK) return rc;
+  }
   if (s->tx_depth == 0)
     yz_fmt(sql, sizeof sql, "BEGIN IMMEDIATE");
   else
@@ -704,6 +729,7 @@ int yz_store_tx_begin(yz_store *s) {
 }
 
 int yz_store_tx_lost(yz_store *s) {
+  if (s->lazy) return 0;
   if (s->tx_depth > 0 && sqlite3_get_autocommit(s->db)) {
     s->tx_depth = 0;
     return 1;
@@ -713,6 +739,10 @@ int yz_store_tx_lost(yz_store *s) {
 
 int yz_store_tx_commit(yz_store *s) {
   char sql[64];
+  if (s->lazy) { /* nothing was run: nothing to commit */
+    s->lazy = 0;
+    return YZ_OK;
+  }
   if (yz_store_tx_lost(s)) {
     set_err(s,
             "the transaction was rolled back by an error inside it (an "
@@ -734,6 +764,10 @@ int yz_store_tx_commit(yz_store *s) {
 
 int yz_store_tx_rollback(yz_store *s) {
   char sql[96];
+  if (s->lazy) {
+    s->lazy = 0;
+    return YZ_OK;
+  }
   if (yz_store_tx_lost(s)) return YZ_OK; /* nothing left to undo */
   if (s->tx_depth <= 0) {
     set_err(s, "rollback without a transaction");
@@ -756,7 +790,7 @@ int yz_store_tx_rollback(yz_store *s) {
 }
 
 int yz_store_tx_depth(const yz_store *s) {
-  return s->tx_depth;
+  return s->tx_depth + s->lazy;
 }
 
 /* ----------------------------------------------------------- migrations */

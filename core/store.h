@@ -97,6 +97,11 @@ int64_t yz_store_last_rowid(yz_store *s);
 ** levels are savepoints. Rollback undoes only the innermost level. */
 int yz_store_tx_begin(yz_store *s);
 int yz_store_tx_commit(yz_store *s);
+/* A transaction that begins only when the next statement is prepared (at
+** the outermost level; nested, it is yz_store_tx_begin). Committing or
+** rolling back one that never began costs nothing: no file locks for a
+** slice of plugin code that touches no data. */
+int yz_store_tx_begin_lazy(yz_store *s);
 int yz_store_tx_rollback(yz_store *s);
 int yz_store_tx_depth(const yz_store *s);
 /* True (and the nesting reset to none) when SQLite itself rolled back the

@@ -174,7 +174,7 @@ static void resume(yz_host *h, yz_task *t, int64_t now_ms) {
   ** and a statement that makes SQLite roll back everything (an interrupted
   ** write, OR ROLLBACK) undoes this plugin's slice, nobody else's. */
   yz_store *store = h->store;
-  int tx = yz_store_tx_begin(store) == YZ_OK;
+  int tx = yz_store_tx_begin_lazy(store) == YZ_OK;
   yz_task *outer = h->current;
   h->current = t;
   int rc =
