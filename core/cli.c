@@ -436,6 +436,16 @@ static int cmd_run(const char *dir, int argc, char **argv) {
       break;
     }
   }
+  /* Messages already handed to a gateway get a few seconds for their
+  ** answers (no new ones are claimed); a second signal cuts this short.
+  ** What is still unanswered then goes again at the next start. */
+  h->deliver = 0;
+  int64_t drain_end = yz_clock_mono_ms() + 5000;
+  while (yz_http_running(h->http) && yz_clock_mono_ms() < drain_end) {
+    yz_host_tick(h);
+    int sig = yz_loop_wait(lp, 100);
+    if (sig == SIGINT || sig == SIGTERM) break;
+  }
   yz_host_audit(h, "core", "stop", NULL, NULL);
   yz_loop_free(lp);
   yz_host_close(h);

@@ -347,7 +347,9 @@ static int warned_once(yz_host *h, const char *name) {
 
 static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
   yz_channel *c = find_channel(h, r->name);
-  if (!h->capture && (!c || c->p->state != YZ_PS_OK)) {
+  int served = h->capture || (c && c->p->state == YZ_PS_OK);
+  yz_outbox_pause(h->outbox, r->name, !served);
+  if (!served) {
     if (!warned_once(h, r->name))
       yz_logf(&h->log, YZ_LOG_WARN, NULL,
               "no healthy plugin delivers channel '%s' (is plugin '%s' "

@@ -19,6 +19,7 @@ typedef struct chan {
   double tokens;  /* the token bucket */
   int64_t refill; /* when it was last filled (ms) */
   int in_flight;  /* claimed, outcome not yet recorded */
+  int paused;     /* nothing delivers it now: no claims, no wake-ups */
 } chan;
 
 /* A daily count: messages to one recipient over one channel on one day. */
@@ -148,6 +149,7 @@ void yz_outbox_set_channels(yz_outbox *ob, const yz_chan_rules *rules, int n,
     for (int j = 0; j < nold; j++)
       if (strcmp(old[j].r.name, rules[i].name) == 0) {
         fresh[i].in_flight = old[j].in_flight;
+        fresh[i].paused = old[j].paused;
         if (old[j].r.tps == rules[i].tps) {
           fresh[i].tokens = old[j].tokens;
           fresh[i].refill = old[j].refill;
@@ -659,7 +661,8 @@ int64_t yz_outbox_next_wake(yz_outbox *ob) {
   if (ob->npend) return 0;
   for (int i = 0; i < ob->nchans; i++) {
     chan *c = &ob->chans[i];
-    if (c->in_flight >= c->r.max_in_flight) continue; /* a completion wakes */
+    if (c->paused || c->in_flight >= c->r.max_in_flight)
+      continue; /* a completion (or its plugin's return) wakes */
     yz_stmt *st;
     if (yz_store_prepare(ob->store, NULL,
                          "SELECT min(next_at) FROM yz_outbox WHERE channel = "
@@ -761,6 +764,11 @@ int yz_outbox_requeue_dead(yz_outbox *ob) {
                     &v, 1) != YZ_OK)
     return -1;
   return yz_store_changes(ob->store);
+}
+
+void yz_outbox_pause(yz_outbox *ob, const char *ch, int paused) {
+  chan *c = find_chan(ob, ch);
+  if (c) c->paused = paused;
 }
 
 void yz_outbox_forget_counts(yz_outbox *ob) {

@@ -137,6 +137,10 @@ int yz_outbox_requeue_dead(yz_outbox *ob);
 int yz_outbox_get(yz_outbox *ob, int64_t id, yz_msg **out);
 int yz_outbox_get_key(yz_outbox *ob, const char *key, yz_msg **out);
 
+/* Pauses a channel (nothing delivers it: its plugin is missing or not
+** healthy) or resumes it. A paused channel's messages wait, and do not
+** count for yz_outbox_next_wake. */
+void yz_outbox_pause(yz_outbox *ob, const char *ch, int paused);
 /* Forgets the daily counts (they are read again from the table): after a
 ** rollback took sends away. */
 void yz_outbox_forget_counts(yz_outbox *ob);

@@ -508,6 +508,34 @@ static void send_and_outbox_from_the_command_line(void **state) {
   free(d);
 }
 
+static void a_channel_nobody_delivers_keeps_its_messages(void **state) {
+  (void)state;
+  char *d = tu_datadir(
+      "quiet_hours = false\n"
+      "channels = { sms = { type = 'kannel_lite', url = 'http://127.0.0.1:9/' "
+      "} }\n");
+  tu_run r = tu_yizhan((const char *[]){"-d", d, "send", "--to", "13800138000",
+                                        "--text", "hi", NULL});
+  assert_int_equal(r.status, 0);
+  tu_run_free(&r);
+  /* --until-idle neither spins nor loses it: it waits in the queue. */
+  int64_t t0 = yz_clock_mono_ms();
+  r = tu_yizhan((const char *[]){"-d", d, "run", "--until-idle", NULL});
+  assert_int_equal(r.status, 0);
+  assert_true(yz_clock_mono_ms() - t0 < 5000);
+  assert_true(tu_contains(r.err,
+                          "no healthy plugin delivers channel 'sms' "
+                          "(is plugin 'kannel_lite' enabled"));
+  assert_true(tu_contains(r.err, "1 message(s) wait"));
+  tu_run_free(&r);
+  r = tu_yizhan(
+      (const char *[]){"-d", d, "outbox", "--status", "queued", NULL});
+  assert_true(tu_contains(r.out, "queued"));
+  tu_run_free(&r);
+  tu_rmrf(d);
+  free(d);
+}
+
 static void test_runs_plugin_tests_with_a_fake_clock(void **state) {
   (void)state;
   char *d = tu_datadir(
@@ -577,6 +605,7 @@ int main(void) {
       cmocka_unit_test(test_runs_plugin_tests_with_a_fake_clock),
       cmocka_unit_test(simulate_holds_messages_in_quiet_hours),
       cmocka_unit_test(send_and_outbox_from_the_command_line),
+      cmocka_unit_test(a_channel_nobody_delivers_keeps_its_messages),
   };
   return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
