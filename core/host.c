@@ -108,7 +108,9 @@ int yz_host_idle(yz_host *h) {
     if (t->wake_ms <= now || t->wait) return 0;
   if (yz_bus_pending(h->bus) || yz_http_running(h->http)) return 0;
   if (yz_outbox_in_flight(h->outbox, NULL)) return 0;
-  return yz_deliver_wake(h) != 0;
+  if (yz_deliver_wake(h) == 0) return 0;
+  /* Due now but waiting for the rate's next token: not idle. */
+  return !(h->deliver && yz_outbox_due_now(h->outbox));
 }
 
 /* A job's run ended: record it. */

@@ -766,6 +766,28 @@ int yz_outbox_requeue_dead(yz_outbox *ob) {
   return yz_store_changes(ob->store);
 }
 
+int yz_outbox_due_now(yz_outbox *ob) {
+  int64_t now = yz_clock_now_ms(ob->clock);
+  for (int i = 0; i < ob->nchans; i++) {
+    chan *c = &ob->chans[i];
+    if (c->paused || quiet_until(ob, c, now)) continue;
+    yz_stmt *st;
+    if (yz_store_prepare(ob->store, NULL,
+                         "SELECT 1 FROM yz_outbox WHERE channel = ? AND state "
+                         "IN ('queued', 'failed') AND next_at <= ? LIMIT 1",
+                         &st) != YZ_OK)
+      continue;
+    yz_value v[2] = {{.type = YZ_TEXT, .s = c->r.name, .n = strlen(c->r.name)},
+                     {.type = YZ_INT, .i = now}};
+    yz_stmt_bind(st, 1, &v[0]);
+    yz_stmt_bind(st, 2, &v[1]);
+    int due = yz_stmt_step(st) == YZ_ROW;
+    yz_stmt_release(st);
+    if (due) return 1;
+  }
+  return 0;
+}
+
 void yz_outbox_pause(yz_outbox *ob, const char *ch, int paused) {
   chan *c = find_chan(ob, ch);
   if (c) c->paused = paused;

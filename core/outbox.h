@@ -137,6 +137,9 @@ int yz_outbox_requeue_dead(yz_outbox *ob);
 int yz_outbox_get(yz_outbox *ob, int64_t id, yz_msg **out);
 int yz_outbox_get_key(yz_outbox *ob, const char *key, yz_msg **out);
 
+/* Whether a message may go now but for its channel's rate or in-flight
+** cap (not held by quiet hours, a later retry or a daily cap). */
+int yz_outbox_due_now(yz_outbox *ob);
 /* Pauses a channel (nothing delivers it: its plugin is missing or not
 ** healthy) or resumes it. A paused channel's messages wait, and do not
 ** count for yz_outbox_next_wake. */
