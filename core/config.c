@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "http.h"
 #include "sandbox.h"
 #include "yz.h"
 
@@ -763,6 +764,7 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
   yz_fmt(sub, sizeof sub, "%s.tps", path);
   if (lua_getfield(L, t, "tps") != LUA_TNIL) {
     if (want_positive(k, -1, sub, &v)) return 1;
+    if (v > 100000) return fail(k, sub, "at most 100000, got %g", v);
     r->tps = v;
   }
   lua_pop(L, 1);
@@ -817,8 +819,10 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
   yz_fmt(sub, sizeof sub, "%s.url", path);
   if (lua_getfield(L, t, "url") != LUA_TNIL) {
     if (want_string(k, -1, sub, &cc->url)) return 1;
-    if (strncmp(cc->url, "http://", 7) != 0 &&
-        strncmp(cc->url, "https://", 8) != 0)
+    char hp[300];
+    if ((strncmp(cc->url, "http://", 7) != 0 &&
+         strncmp(cc->url, "https://", 8) != 0) ||
+        yz_http_url_host(cc->url, hp, sizeof hp) != 0)
       return fail(k, sub, "expected an http:// or https:// URL, got '%s'",
                   cc->url);
   }
@@ -912,6 +916,17 @@ static int check_http_hosts(check_ctx *k, int idx) {
       if (want_string(k, -1, sub, &a->hosts[a->nhosts])) {
         lua_settop(L, idx);
         return 1;
+      }
+      const char *hs = a->hosts[a->nhosts];
+      if (!*hs || strpbrk(hs, "/ @?#")) {
+        char shown[128];
+        yz_fmt(shown, sizeof shown, "%s", hs);
+        a->nhosts++;
+        lua_settop(L, idx);
+        return fail(k, sub,
+                    "expected a host name or host:port (no scheme or "
+                    "path), got '%s'",
+                    shown);
       }
       a->nhosts++;
       lua_pop(L, 1);

@@ -13,6 +13,10 @@
 #include "phone.h"
 #include "sandbox.h"
 
+/* How long a channel's send may take, answers and retries inside it
+** included. */
+#define SEND_DEADLINE_MS (300 * 1000LL)
+
 /* Appends s as a JSON string. */
 static void json_str(yz_buf *b, const char *s) {
   if (!s) {
@@ -79,6 +83,38 @@ static void on_outcome(void *ud, const yz_msg *m) {
   yz_buf_free(&b);
 }
 
+static void free_allow(yz_host *h) {
+  for (int i = 0; i < h->nallow; i++) free(h->allow[i]);
+  free(h->allow);
+  h->allow = NULL;
+  h->nallow = 0;
+}
+
+static void add_allow(yz_host *h, const char *plugin, const char *hostport) {
+  yz_buf b;
+  yz_buf_init(&b, 1024);
+  yz_buf_addf(&b, "%s\n%s", plugin, hostport);
+  h->allow = yz_xrealloc(h->allow, sizeof *h->allow * (size_t)(h->nallow + 1));
+  h->allow[h->nallow++] = yz_strdup(yz_buf_str(&b));
+  yz_buf_free(&b);
+}
+
+/* Who may reach what: http_hosts, and each channel's plugin its URL's
+** host (worked out once, not at every request). */
+static void build_allow(yz_host *h) {
+  const yz_config *c = h->cfg;
+  free_allow(h);
+  for (int i = 0; i < c->nhttp; i++)
+    for (int j = 0; j < c->http[i].nhosts; j++)
+      add_allow(h, c->http[i].plugin, c->http[i].hosts[j]);
+  for (int i = 0; i < c->nchannels; i++) {
+    char hp[300];
+    if (c->channels[i].url &&
+        yz_http_url_host(c->channels[i].url, hp, sizeof hp) == 0)
+      add_allow(h, c->channels[i].rules.type, hp);
+  }
+}
+
 int yz_deliver_open(yz_host *h, char *err, size_t errlen) {
   h->http = yz_http_new(err, (unsigned)errlen);
   if (!h->http) return YZ_ERR;
@@ -89,6 +125,7 @@ int yz_deliver_open(yz_host *h, char *err, size_t errlen) {
 }
 
 void yz_deliver_close(yz_host *h) {
+  free_allow(h);
   if (h->outbox) yz_outbox_flush(h->outbox);
   yz_outbox_free(h->outbox);
   yz_bus_free(h->bus);
@@ -155,6 +192,7 @@ void yz_deliver_forget(yz_host *h, yz_plugin *p) {
 }
 
 void yz_deliver_started(yz_host *h, int started) {
+  build_allow(h);
   int n = h->cfg->nchannels;
   yz_chan_rules *r =
       yz_xcalloc((size_t)n + (size_t)h->nchannels + 1, sizeof *r);
@@ -279,44 +317,78 @@ static void first_line(const char *s, char *dst, size_t n) {
 **   return nil, reason [, "permanent" | { permanent = true,
 **                                        retry_after = seconds }]  failed
 ** An error raised is a transient failure. */
+/* What a channel's send returned, read under protection (reading may
+** allocate; the values are read raw, so no plugin code runs). */
+typedef struct send_result {
+  int sent, permanent;
+  double retry_after;
+  char gw[128], why[512];
+} send_result;
+
+static int read_result(lua_State *L) {
+  send_result *r = lua_touserdata(L, 1);
+  /* 2, 3, 4: the first three values send returned */
+  if (lua_toboolean(L, 2)) {
+    r->sent = 1;
+    if (lua_type(L, 3) == LUA_TSTRING || lua_type(L, 3) == LUA_TNUMBER)
+      yz_fmt(r->gw, sizeof r->gw, "%s", lua_tostring(L, 3));
+    return 0;
+  }
+  if (lua_type(L, 3) == LUA_TSTRING)
+    first_line(lua_tostring(L, 3), r->why, sizeof r->why);
+  if (lua_type(L, 4) == LUA_TSTRING) {
+    r->permanent = strcmp(lua_tostring(L, 4), "permanent") == 0;
+  } else if (lua_type(L, 4) == LUA_TTABLE) {
+    lua_pushliteral(L, "permanent");
+    r->permanent = lua_rawget(L, 4) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pushliteral(L, "retry_after");
+    if (lua_rawget(L, 4) == LUA_TNUMBER) r->retry_after = lua_tonumber(L, -1);
+  }
+  return 0;
+}
+
+/* A channel's send ended: its results tell the outcome.
+**   return true [, gateway_id]                     sent
+**   return nil, reason [, "permanent" | { permanent = true,
+**                                        retry_after = seconds }]  failed
+** An error raised is a transient failure. */
 static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
   yz_msg *m = t->ud;
   t->ud = NULL;
   if (!m) return;
-  char why[512];
+  send_result r = {0};
+  yz_fmt(r.why, sizeof r.why, "the channel reported a failure");
   if (!ok) {
-    first_line(err, why, sizeof why);
-    yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, why, 0, NULL);
+    first_line(err, r.why, sizeof r.why);
+    yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, r.why, 0, NULL);
     return;
   }
   lua_State *co = t->co;
   int n = lua_gettop(co);
-  if (n >= 1 && lua_toboolean(co, 1)) {
-    const char *gw =
-        n >= 2 && lua_type(co, 2) == LUA_TSTRING   ? lua_tostring(co, 2)
-        : n >= 2 && lua_type(co, 2) == LUA_TNUMBER ? lua_tostring(co, 2)
-                                                   : NULL;
-    yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0, gw);
+  lua_pushcfunction(co, read_result);
+  lua_pushlightuserdata(co, &r);
+  for (int i = 1; i <= 3; i++) {
+    if (i <= n)
+      lua_pushvalue(co, i);
+    else
+      lua_pushnil(co);
+  }
+  if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
+    lua_pop(co, 1);
+    memset(&r, 0, sizeof r);
+    yz_fmt(r.why, sizeof r.why, "the channel's answer could not be read");
+  }
+  if (r.sent) {
+    yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0,
+                     r.gw[0] ? r.gw : NULL);
     return;
   }
-  const char *reason =
-      n >= 2 && lua_type(co, 2) == LUA_TSTRING ? lua_tostring(co, 2) : NULL;
-  first_line(reason ? reason : "the channel reported a failure", why,
-             sizeof why);
-  int permanent = 0;
-  double retry_after = 0;
-  if (n >= 3 && lua_type(co, 3) == LUA_TSTRING) {
-    permanent = strcmp(lua_tostring(co, 3), "permanent") == 0;
-  } else if (n >= 3 && lua_istable(co, 3)) {
-    lua_getfield(co, 3, "permanent");
-    permanent = lua_toboolean(co, -1);
-    lua_getfield(co, 3, "retry_after");
-    retry_after = lua_tonumber(co, -1);
-    lua_pop(co, 2);
-  }
+  double ra = r.retry_after;
+  if (!(ra > 0)) ra = 0; /* NaN too */
+  if (ra > 7 * 86400.0) ra = 7 * 86400.0;
   yz_outbox_result(h->outbox, m,
-                   permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, why,
-                   retry_after > 0 ? retry_after : 0, NULL);
+                   r.permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, r.why,
+                   ra, NULL);
 }
 
 void yz_deliver_task_drop(yz_host *h, yz_task *t) {
@@ -328,9 +400,10 @@ void yz_deliver_task_drop(yz_host *h, yz_task *t) {
   yz_msg *m = t->ud;
   t->ud = NULL;
   if (m) {
-    yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT,
-                     "the channel's plugin stopped before the send ended", 0,
-                     NULL);
+    /* It may have reached the gateway: in doubt, not a failed attempt. */
+    yz_outbox_result(h->outbox, m, YZ_SEND_IN_DOUBT,
+                     "the send was cut short before an answer came (in doubt)",
+                     0, NULL);
   }
 }
 
@@ -359,6 +432,11 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
   }
   yz_msg **msgs;
   int n = yz_outbox_claim(h->outbox, r->name, 100000, &msgs);
+  if (n < 0)
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "cannot claim messages of channel '%s' (trying again in a "
+            "second): %s",
+            r->name, yz_store_errmsg(h->store));
   for (int i = 0; i < n; i++) {
     yz_msg *m = msgs[i];
     if (h->capture) {
@@ -375,12 +453,33 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
       continue;
     }
     t->drop = yz_deliver_task_drop;
+    t->tolerant = 1; /* a gateway's trouble is not the plugin's fault */
+    t->deadline_ms = yz_clock_now_ms(&h->clock) + SEND_DEADLINE_MS;
   }
   free(msgs);
 }
 
+/* Sends that ran past their deadline (a send that never returns would hold
+** its message and a slot of the channel for ever): dropped, their
+** messages in doubt. */
+static void expire_sends(yz_host *h) {
+  int64_t now = yz_clock_now_ms(&h->clock);
+  yz_task *t = h->tasks;
+  while (t) {
+    yz_task *next = t->next;
+    if (t->deadline_ms && now > t->deadline_ms) {
+      yz_logf(&h->log, YZ_LOG_WARN, t->p->name,
+              "%s ran past %d s; its message goes again later", t->what,
+              (int)(SEND_DEADLINE_MS / 1000));
+      yz_task_abort(h, t);
+    }
+    t = next;
+  }
+}
+
 void yz_deliver_turn(yz_host *h) {
   if (yz_http_running(h->http)) yz_http_perform(h->http);
+  if (yz_outbox_in_flight(h->outbox, NULL)) expire_sends(h);
   if (yz_bus_pending(h->bus)) yz_bus_dispatch(h->bus, deliver_event, h);
   if (h->deliver || h->capture) {
     /* Claims commit on their own: never inside a caller's transaction
@@ -470,20 +569,11 @@ int yz_deliver_check(yz_host *h, const char *raw_to, const char *text,
 /* --------------------------------------------------------- permissions */
 
 int yz_deliver_host_allowed(yz_host *h, yz_plugin *p, const char *hostport) {
-  const yz_config *c = h->cfg;
-  for (int i = 0; i < c->nhttp; i++) {
-    if (strcmp(c->http[i].plugin, p->name) != 0) continue;
-    for (int j = 0; j < c->http[i].nhosts; j++)
-      if (strcmp(c->http[i].hosts[j], hostport) == 0) return 1;
-  }
-  for (int i = 0; i < c->nchannels; i++) {
-    char hp[256];
-    if (strcmp(c->channels[i].rules.type, p->name) != 0 || !c->channels[i].url)
-      continue;
-    if (yz_http_url_host(c->channels[i].url, hp, sizeof hp) == 0 &&
-        strcmp(hp, hostport) == 0)
+  size_t n = strlen(p->name);
+  for (int i = 0; i < h->nallow; i++)
+    if (strncmp(h->allow[i], p->name, n) == 0 && h->allow[i][n] == '\n' &&
+        strcmp(h->allow[i] + n + 1, hostport) == 0)
       return 1;
-  }
   return 0;
 }
 

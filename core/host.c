@@ -92,6 +92,38 @@ int yz_host_start(yz_host *h) {
                 "dropped %d job(s) no longer registered", n);
     }
   }
+  /* Every configured channel needs a healthy plugin of its type: one that
+  ** is missing, disabled or failed is a configuration error (a start is
+  ** refused, a reload keeps the configuration in force). Not when messages
+  ** are captured (simulate, tests): then no channel plugin is called. */
+  h->err[0] = 0;
+  for (int i = 0; !h->capture && i < h->cfg->nchannels; i++) {
+    const yz_chan_rules *r = &h->cfg->channels[i].rules;
+    yz_plugin *p = yz_plugin_find(h, r->type);
+    char why[YZ_ERRMSG_MAX] = "";
+    if (!p) {
+      yz_fmt(why, sizeof why,
+             "channels.%s: type '%s' names no plugin on the plugin path (the "
+             "shipped channels are file, http and kannel)",
+             r->name, r->type);
+    } else if (!p->enabled) {
+      yz_fmt(why, sizeof why,
+             "channels.%s: plugin '%s', which delivers it, is disabled",
+             r->name, r->type);
+    } else if (p->state != YZ_PS_OK) {
+      char first[512];
+      yz_fmt(first, sizeof first, "%s", p->error ? p->error : "not healthy");
+      first[strcspn(first, "\n")] = 0;
+      yz_fmt(why, sizeof why, "channels.%s: plugin '%s' cannot deliver it: %s",
+             r->name, r->type, first);
+      p->config_error = 1;
+    }
+    if (why[0]) {
+      yz_logf(&h->log, YZ_LOG_ERROR, NULL, "%s", why);
+      if (!h->err[0]) yz_fmt(h->err, sizeof h->err, "%s", why);
+      rc = YZ_EUSAGE;
+    }
+  }
   yz_deliver_started(h, 1);
   return rc;
 }
@@ -196,10 +228,12 @@ int yz_host_reload(yz_host *h) {
     /* A plugin option the plugin does not accept is a configuration error
     ** too (a fresh start refuses it): go back to the configuration in force
     ** and restart the plugins under it. */
-    const char *why = "a plugin's options are invalid";
-    for (int i = 0; i < h->nplugins; i++)
+    char why[YZ_ERRMSG_MAX];
+    yz_fmt(why, sizeof why, "%s",
+           h->err[0] ? h->err : "a plugin's options are invalid");
+    for (int i = 0; !h->err[0] && i < h->nplugins; i++)
       if (h->plugins[i]->config_error && h->plugins[i]->error) {
-        why = h->plugins[i]->error;
+        yz_fmt(why, sizeof why, "%s", h->plugins[i]->error);
         break;
       }
     yz_fmt(h->err, sizeof h->err, "%s", why);
@@ -211,6 +245,7 @@ int yz_host_reload(yz_host *h) {
     yz_sched_set_tz(h->sched, h->cfg->timezone);
     h->log.level = yz_log_level_parse(h->cfg->log_level);
     yz_host_start(h);
+    yz_fmt(h->err, sizeof h->err, "%s", why); /* the start cleared it */
     yz_host_audit(h, "core", "reload", NULL, "refused");
     return YZ_EUSAGE;
   }

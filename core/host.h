@@ -41,6 +41,8 @@ typedef struct yz_host {
   yz_outbox *outbox;           /* durable messages */
   struct yz_channel *channels; /* channels registered by plugins */
   int nchannels;               /* entries in channels */
+  char **allow;                /* "plugin\nhost[:port]" pairs http may reach */
+  int nallow;                  /* entries in allow */
   char **unserved;             /* channels warned of having no plugin */
   int nunserved;               /* entries in unserved */
   /* When set (simulate, yizhan test), messages are handed here instead of

@@ -49,7 +49,10 @@ yz_http *yz_http_new(char *err, unsigned errlen) {
     curl_global_cleanup();
     return NULL;
   }
-  curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+  /* Keep idle connections to gateways open between bursts (a TLS handshake
+  ** per message would cost more than the message): libcurl's default pool
+  ** shrinks with the transfers in progress. */
+  curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, 512L);
   return http;
 }
 

@@ -83,80 +83,89 @@ static int h_on(lua_State *L) {
 
 /* ---------------------------------------------------------------- send */
 
-static const char *opt_field_str(lua_State *L, int t, const char *k,
-                                 const char *what) {
-  int ty = lua_getfield(L, t, k);
-  if (ty == LUA_TNIL) {
-    lua_pop(L, 1);
-    return NULL;
-  }
+/* The string at idx (a field read raw, kept on the stack so it stays
+** alive), NULL for nil; anything else is an error. */
+static const char *field_str(lua_State *L, int idx, const char *what) {
+  int ty = lua_type(L, idx);
+  if (ty == LUA_TNIL) return NULL;
   if (ty != LUA_TSTRING)
     luaL_error(L, "host.send: %s must be a string, got %s", what,
-               luaL_typename(L, -1));
-  const char *s = lua_tostring(L, -1);
-  lua_pop(L, 1); /* the table keeps it alive */
-  return s;
+               luaL_typename(L, idx));
+  return lua_tostring(L, idx);
 }
+
+/* Fields of host.send, read raw into stack slots 2.. in this order. */
+static const char *const send_fields[] = {
+    "to", "text", "key", "channel", "not_before", "meta", NULL};
 
 static int h_send(lua_State *L) {
   yz_plugin *p = plugin_of(L);
   yz_host *h = p->host;
   char err[1024], to[32];
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   if (!p->send)
     return luaL_error(L,
                       "host.send: plugin '%s' may not send messages (add "
                       "access = { send = true } to its manifest)",
                       p->name);
-  static const char *const known[] = {"to",         "text", "key", "channel",
-                                      "not_before", "meta", NULL};
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pop(L, 1);
     int ok = 0;
-    for (int i = 0; known[i] && lua_type(L, -1) == LUA_TSTRING; i++)
-      ok |= strcmp(lua_tostring(L, -1), known[i]) == 0;
+    for (int i = 0; send_fields[i] && lua_type(L, -1) == LUA_TSTRING; i++)
+      ok |= strcmp(lua_tostring(L, -1), send_fields[i]) == 0;
     if (!ok)
       return luaL_error(L,
                         "host.send: unknown field '%s' (expected to, text, "
                         "key, channel, not_before, meta)",
                         luaL_tolstring(L, -1, NULL));
   }
-  const char *raw_to = opt_field_str(L, 1, "to", "to");
-  const char *text = opt_field_str(L, 1, "text", "text");
-  const char *key = opt_field_str(L, 1, "key", "key");
-  const char *channel = opt_field_str(L, 1, "channel", "channel");
+  /* Raw reads: no metamethod runs, and the strings stay on the stack until
+  ** the message is written. */
+  for (int i = 0; send_fields[i]; i++) {
+    lua_pushstring(L, send_fields[i]);
+    lua_rawget(L, 1);
+  }
+  const char *raw_to = field_str(L, 2, "to");
+  const char *text = field_str(L, 3, "text");
+  const char *key = field_str(L, 4, "key");
+  const char *channel = field_str(L, 5, "channel");
   yz_msg_in in;
   if (yz_deliver_check(h, raw_to, text, channel, &in, to, sizeof to, err,
                        sizeof err) != YZ_OK)
     return luaL_error(L, "host.send: %s", err);
   if (key && (!*key || strlen(key) > KEY_MAX))
     return luaL_error(L, "host.send: 'key' must be 1 to %d bytes", KEY_MAX);
-  int64_t not_before = 0;
-  int ty = lua_getfield(L, 1, "not_before");
+  int64_t not_before = 0, now = yz_clock_now_ms(&h->clock);
+  int ty = lua_type(L, 6);
   if (ty == LUA_TNUMBER) {
-    not_before = (int64_t)(lua_tonumber(L, -1) * 1000);
+    double v = lua_tonumber(L, 6);
+    /* Seconds; a value in ms (host.now_ms()) would park it for millennia. */
+    if (!(v >= 0 && v * 1000 < (double)now + 366.0 * 86400 * 1000))
+      return luaL_error(L,
+                        "host.send: not_before must be seconds since the "
+                        "epoch within a year from now, got %f",
+                        v);
+    not_before = (int64_t)(v * 1000);
   } else if (ty == LUA_TSTRING) {
     int64_t t;
-    if (yz_parse_local(lua_tostring(L, -1), h->cfg->timezone, &t) != 0)
+    if (yz_parse_local(lua_tostring(L, 6), h->cfg->timezone, &t) != 0)
       return luaL_error(L,
                         "host.send: not_before '%s' is not \"YYYY-MM-DD "
                         "HH:MM\" (local time) or seconds since the epoch",
-                        lua_tostring(L, -1));
+                        lua_tostring(L, 6));
     not_before = t * 1000;
   } else if (ty != LUA_TNIL) {
     return luaL_error(L, "host.send: not_before must be a time, got %s",
-                      luaL_typename(L, -1));
+                      luaL_typename(L, 6));
   }
-  lua_pop(L, 1);
   yz_buf meta;
   yz_buf_init(&meta, 64 * 1024);
-  if (lua_getfield(L, 1, "meta") != LUA_TNIL &&
-      yz_json_encode(L, -1, &meta, err, sizeof err) != 0) {
+  if (!lua_isnil(L, 7) && yz_json_encode(L, 7, &meta, err, sizeof err) != 0) {
     yz_buf_free(&meta);
     return luaL_error(L, "host.send: meta: %s", err);
   }
-  lua_pop(L, 1);
   in.key = key;
   in.meta = meta.len ? yz_buf_str(&meta) : NULL;
   in.plugin = p->name;
@@ -172,14 +181,18 @@ static int h_send(lua_State *L) {
   lua_setfield(L, -2, "id");
   lua_pushboolean(L, existed);
   lua_setfield(L, -2, "existing");
+  /* Copied out first: pushing may raise (the memory cap). */
+  char mkey[KEY_MAX + 64] = "", mstate[16] = "";
   yz_msg *m = NULL;
   if (yz_outbox_get(h->outbox, id, &m) == YZ_OK) {
-    lua_pushstring(L, m->key);
-    lua_setfield(L, -2, "key");
-    lua_pushstring(L, m->state);
-    lua_setfield(L, -2, "state");
+    yz_fmt(mkey, sizeof mkey, "%s", m->key);
+    yz_fmt(mstate, sizeof mstate, "%s", m->state);
     yz_msg_free(m);
   }
+  lua_pushstring(L, mkey);
+  lua_setfield(L, -2, "key");
+  lua_pushstring(L, mstate);
+  lua_setfield(L, -2, "state");
   return 1;
 }
 
@@ -336,8 +349,8 @@ static void http_done(void *ud, const yz_http_resp *r) {
   memcpy(w->body, r->body, r->blen);
   w->body[r->blen] = 0;
   w->blen = r->blen;
-  yz_task_wake(w->t, yz_clock_now_ms(&w->h->clock));
-  w->t->wait = w; /* kept for the push; yz_task_wake cleared it */
+  yz_task_wake(w->t, 0); /* ready in this very turn */
+  w->t->wait = w;        /* kept for the push; yz_task_wake cleared it */
   w->t->push = push_answer;
 }
 
@@ -403,11 +416,14 @@ static int http_request(lua_State *L) {
   yz_host *h = p->host;
   luaL_checktype(L, 1, LUA_TTABLE);
   yz_task *t = h->current;
-  if (!t || t->p != p || !lua_isyieldable(L))
+  /* Only the task's own coroutine may wait: a yield from a coroutine the
+  ** plugin made itself would return to the plugin, not to the loop. */
+  if (!t || t->p != p || t->co != (void *)L || t->wait || !lua_isyieldable(L))
     return luaL_error(L,
                       "host.http.request waits for the answer: call it from a "
-                      "job, an event handler or a channel's send, not from "
-                      "setup or a protected C call");
+                      "job, an event handler or a channel's send (not from "
+                      "setup, a coroutine of the plugin's own or a protected "
+                      "C call)");
   lua_getfield(L, 1, "url");
   const char *url = lua_tostring(L, -1);
   if (!url) return luaL_error(L, "host.http.request: 'url' is missing");
@@ -421,11 +437,18 @@ static int http_request(lua_State *L) {
                       p->name, hostport, p->name);
   lua_getfield(L, 1, "method");
   const char *method = luaL_optstring(L, -1, "GET");
+  if (!*method ||
+      strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method))
+    return luaL_error(L,
+                      "host.http.request: method must be upper-case letters "
+                      "(GET, POST, ...)");
   lua_getfield(L, 1, "body");
   size_t blen = 0;
   const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &blen);
   lua_getfield(L, 1, "timeout");
   double timeout = luaL_optnumber(L, -1, 30);
+  if (!(timeout > 0 && timeout <= 600))
+    return luaL_error(L, "host.http.request: timeout must be 0 to 600 seconds");
   lua_getfield(L, 1, "insecure");
   int insecure = lua_toboolean(L, -1);
   if (insecure && !yz_deliver_insecure_allowed(h, p))
@@ -434,29 +457,39 @@ static int http_request(lua_State *L) {
                       "this plugin configured with insecure = true");
   lua_getfield(L, 1, "max_size");
   lua_Integer max_size = luaL_optinteger(L, -1, 1024 * 1024);
-  /* Headers: a table name = value. */
+  /* Headers: a table name = string, read with nothing that allocates
+  ** (an error here must not leak the buffer). */
   const char *hdrs[64];
   int nh = 0;
-  yz_buf hb;
-  yz_buf_init(&hb, 64 * 1024);
   size_t offs[64];
-  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+  int ht = lua_getfield(L, 1, "headers");
+  if (ht != LUA_TNIL && ht != LUA_TTABLE)
+    return luaL_error(L, "host.http.request: headers must be a table");
+  if (ht == LUA_TTABLE) {
+    int hidx = lua_gettop(L);
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
+    while (lua_next(L, hidx)) {
       if (nh == 64 || lua_type(L, -2) != LUA_TSTRING ||
-          (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
-        yz_buf_free(&hb);
+          lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L,
                           "host.http.request: headers must be a table of "
                           "name = string (at most 64)");
-      }
       const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-      if (strpbrk(k, "\r\n:") || strpbrk(v, "\r\n")) {
-        yz_buf_free(&hb);
+      if (strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
         return luaL_error(L, "host.http.request: a header has a line break");
-      }
+      nh++;
+      lua_pop(L, 1);
+    }
+  }
+  yz_buf hb;
+  yz_buf_init(&hb, 64 * 1024);
+  nh = 0;
+  if (ht == LUA_TTABLE) {
+    int hidx = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, hidx)) {
       offs[nh++] = hb.len;
-      yz_buf_addf(&hb, "%s: %s", k, v);
+      yz_buf_addf(&hb, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
       yz_buf_addc(&hb, 0);
       lua_pop(L, 1);
     }
@@ -484,7 +517,7 @@ static int http_request(lua_State *L) {
     return 2;
   }
   t->wait = w;
-  if (!t->drop) t->drop = yz_deliver_task_drop;
+  t->unwait = yz_lapi_http_cancel;
   lua_pushlightuserdata(L, (void *)yz_task_wait_mark());
   return lua_yield(L, 1);
 }

@@ -18,7 +18,7 @@ struct yz_loop {
   yz_http *http;     /* the wait happens in libcurl's multi poll (the
                         host's handle, not owned) */
   int sfd;           /* signalfd for the caught signals */
-  sigset_t caught;   /* SIGINT, SIGTERM, SIGHUP */
+  sigset_t caught;   /* SIGINT, SIGTERM, SIGHUP, SIGUSR1 */
   sigset_t previous; /* the mask before the loop, restored on free */
 };
 
@@ -32,6 +32,7 @@ yz_loop *yz_loop_new(yz_http *http, char *err, unsigned errlen) {
   sigaddset(&lp->caught, SIGINT);
   sigaddset(&lp->caught, SIGTERM);
   sigaddset(&lp->caught, SIGHUP);
+  sigaddset(&lp->caught, SIGUSR1);
   if (sigprocmask(SIG_BLOCK, &lp->caught, &lp->previous) != 0) {
     snprintf(err, errlen, "cannot block signals: %s", strerror(errno));
     free(lp);

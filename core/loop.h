@@ -1,7 +1,8 @@
 /*
 ** loop.h: the single-threaded event loop's wait: in libcurl's multi poll
 ** (http.c), for the next due time, a signal (SIGINT/SIGTERM stop, SIGHUP
-** reload) or an HTTP transfer's progress.
+** reload, SIGUSR1 "look at the outbox now": 'yizhan send' queued a
+** message) or an HTTP transfer's progress.
 **
 ** Signals arrive through a signalfd, so no handler and no global state is
 ** involved: they are blocked for normal delivery while the loop exists.

@@ -48,6 +48,7 @@ struct yz_outbox {
   yz_outbox_notify notify;
   void *notify_ud;
   unsigned long serial; /* for generated keys */
+  int64_t calm_until;   /* after a store error: no claims or flushes before */
   unsigned rng;         /* jitter */
 };
 
@@ -460,11 +461,15 @@ int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out) {
   chan *c = find_chan(ob, ch);
   if (!c) return 0;
   int64_t now = yz_clock_now_ms(ob->clock);
+  if (now < ob->calm_until) return 0;
   int n = allowance(ob, c, now);
   if (max < n) n = max;
   if (n <= 0) return 0;
   if (c->r.daily_cap > 0) counts_for_today(ob);
-  if (yz_store_tx_begin(ob->store) != YZ_OK) return 0;
+  if (yz_store_tx_begin(ob->store) != YZ_OK) {
+    ob->calm_until = now + 1000;
+    return -1;
+  }
   yz_stmt *st;
   if (yz_store_prepare(ob->store, NULL,
                        "SELECT " MSG_COLUMNS
@@ -473,7 +478,8 @@ int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out) {
                        "next_at, id LIMIT ?",
                        &st) != YZ_OK) {
     yz_store_tx_rollback(ob->store);
-    return 0;
+    ob->calm_until = now + 1000;
+    return -1;
   }
   yz_value v[3] = {{.type = YZ_TEXT, .s = ch, .n = strlen(ch)},
                    {.type = YZ_INT, .i = now},
@@ -483,7 +489,7 @@ int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out) {
   int k = 0;
   while (k < n && yz_stmt_step(st) == YZ_ROW) got[k++] = read_msg(st);
   yz_stmt_release(st);
-  int taken = 0;
+  int taken = 0, failed = 0;
   for (int i = 0; i < k; i++) {
     yz_msg *m = got[i];
     if (c->r.daily_cap > 0) {
@@ -498,21 +504,28 @@ int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out) {
       cn->n++;
     }
     yz_value u[2] = {{.type = YZ_INT, .i = now}, {.type = YZ_INT, .i = m->id}};
-    yz_store_exec(ob->store, NULL,
-                  "UPDATE yz_outbox SET state = 'sending', attempts = "
-                  "attempts + 1, updated_at = ?1 WHERE id = ?2",
-                  u, 2);
+    if (yz_store_exec(ob->store, NULL,
+                      "UPDATE yz_outbox SET state = 'sending', attempts = "
+                      "attempts + 1, updated_at = ?1 WHERE id = ?2",
+                      u, 2) != YZ_OK) {
+      /* Give nothing out: the commit below would not hold either. */
+      for (int j = i; j < k; j++) yz_msg_free(got[j]);
+      k = i;
+      failed = 1;
+      break;
+    }
     m->attempts++;
     set_str(&m->state, "sending");
     got[taken++] = m;
   }
-  if (yz_store_tx_commit(ob->store) != YZ_OK) {
+  if (failed || yz_store_tx_commit(ob->store) != YZ_OK) {
     /* Nothing may leave unless its claim is durable. */
     yz_store_tx_rollback(ob->store);
     for (int i = 0; i < taken; i++) yz_msg_free(got[i]);
     free(got);
     clear_counts(ob);
-    return 0;
+    ob->calm_until = now + 1000;
+    return -1;
   }
   c->in_flight += taken;
   if (c->r.tps > 0) c->tokens -= taken;
@@ -555,7 +568,15 @@ void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
   int64_t now = yz_clock_now_ms(ob->clock);
   yz_msg *r = m; /* taken: it becomes the pending outcome */
   r->updated_ms = now;
-  if (how == YZ_SEND_SENT) {
+  if (how == YZ_SEND_IN_DOUBT) {
+    set_str(&r->state, "queued");
+    if (r->attempts > 0) r->attempts--;
+    r->in_doubt++;
+    r->next_ms = now;
+    char *why = yz_strdup(detail ? detail : "in doubt");
+    free(r->last_error);
+    r->last_error = why;
+  } else if (how == YZ_SEND_SENT) {
     set_str(&r->state, "sent");
     r->sent_ms = now;
     set_str(&r->gateway_id, gateway_id);
@@ -574,13 +595,13 @@ void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
       if (delay > 7 * 86400.0) delay = 7 * 86400.0;
       r->next_ms = now + (int64_t)(delay * 1000);
     }
-    /* A failed attempt does not count against the recipient's cap. */
-    if (c && c->r.daily_cap > 0 && ob->count_day >= 0) {
-      char who[256];
-      count_key(who, sizeof who, m->channel, m->to);
-      count *cn = count_slot(ob, who, 0);
-      if (cn && cn->n > 0) cn->n--;
-    }
+  }
+  /* Only a sent message counts against the recipient's cap. */
+  if (how != YZ_SEND_SENT && c && c->r.daily_cap > 0 && ob->count_day >= 0) {
+    char who[256];
+    count_key(who, sizeof who, m->channel, m->to);
+    count *cn = count_slot(ob, who, 0);
+    if (cn && cn->n > 0) cn->n--;
   }
   push_pending(ob, r, 0);
 }
@@ -608,7 +629,7 @@ int yz_outbox_receipt(yz_outbox *ob, const char *key, int delivered,
 }
 
 static int write_outcome(yz_outbox *ob, const yz_msg *m) {
-  yz_value v[8] = {
+  yz_value v[10] = {
       {.type = YZ_TEXT, .s = m->state, .n = strlen(m->state)},
       {.type = m->gateway_id ? YZ_TEXT : YZ_NULL,
        .s = m->gateway_id,
@@ -620,24 +641,28 @@ static int write_outcome(yz_outbox *ob, const yz_msg *m) {
       {.type = m->sent_ms ? YZ_INT : YZ_NULL, .i = m->sent_ms},
       {.type = m->delivered_ms ? YZ_INT : YZ_NULL, .i = m->delivered_ms},
       {.type = YZ_INT, .i = m->updated_ms},
-      {.type = YZ_INT, .i = m->id}};
+      {.type = YZ_INT, .i = m->id},
+      {.type = YZ_INT, .i = m->attempts},
+      {.type = YZ_INT, .i = m->in_doubt}};
   return yz_store_exec(ob->store, NULL,
                        "UPDATE yz_outbox SET state = ?1, gateway_id = "
                        "coalesce(?2, gateway_id), last_error = ?3, next_at "
                        "= ?4, sent_at = ?5, delivered_at = ?6, updated_at = "
-                       "?7 WHERE id = ?8",
-                       v, 8);
+                       "?7, attempts = ?9, in_doubt = ?10 WHERE id = ?8",
+                       v, 10);
 }
 
 int yz_outbox_flush(yz_outbox *ob) {
   if (!ob->npend) return YZ_OK;
+  int64_t now = yz_clock_now_ms(ob->clock);
+  if (now < ob->calm_until) return YZ_OK; /* tried again after a pause */
   int rc = yz_store_tx_begin(ob->store);
-  if (rc != YZ_OK) return rc;
   for (int i = 0; i < ob->npend && rc == YZ_OK; i++)
     rc = write_outcome(ob, ob->pend[i].m);
   if (rc == YZ_OK) rc = yz_store_tx_commit(ob->store);
   if (rc != YZ_OK) {
-    yz_store_tx_rollback(ob->store);
+    if (yz_store_tx_depth(ob->store) > 0) yz_store_tx_rollback(ob->store);
+    ob->calm_until = now + 1000;
     return rc;
   }
   /* Durable now: tell, then forget. The list is detached first, since a
@@ -658,6 +683,7 @@ int yz_outbox_flush(yz_outbox *ob) {
 
 int64_t yz_outbox_next_wake(yz_outbox *ob) {
   int64_t now = yz_clock_now_ms(ob->clock), best = -1;
+  if (now < ob->calm_until) return ob->calm_until - now;
   if (ob->npend) return 0;
   for (int i = 0; i < ob->nchans; i++) {
     chan *c = &ob->chans[i];

@@ -76,7 +76,10 @@ void yz_msg_free(yz_msg *m);
 typedef enum {
   YZ_SEND_SENT = 0,  /* the gateway accepted it */
   YZ_SEND_TRANSIENT, /* try again later (5xx, 429, timeout, ...) */
-  YZ_SEND_PERMANENT  /* never (a bad number, a rejected template) */
+  YZ_SEND_PERMANENT, /* never (a bad number, a rejected template) */
+  YZ_SEND_IN_DOUBT   /* no answer (the send was cut short): it may have
+                        reached the gateway; queued again, same key, not
+                        counted as an attempt */
 } yz_send_outcome;
 
 /* Told of every state change after it is durable (for the bus). */
@@ -105,7 +108,9 @@ int yz_outbox_enqueue(yz_outbox *ob, const yz_msg_in *in, int64_t *id,
 /* Claims up to 'max' messages of channel 'ch' that may go now, as the
 ** channel's rate, in-flight cap, quiet hours and daily cap allow, marks
 ** them 'sending' and commits. Returns the count; *out is a malloc'd array
-** of messages (free each with yz_msg_free, then the array). */
+** of messages (free each with yz_msg_free, then the array). Returns -1
+** when the store failed (see yz_store_errmsg): claims and flushes then
+** pause for a second rather than spin. */
 int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out);
 /* Records an attempt's outcome (kept until the next flush), taking m (the
 ** message claimed). retry_after is the gateway's Retry-After in seconds

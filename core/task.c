@@ -145,7 +145,12 @@ static void unlink_task(yz_host *h, yz_task *t) {
 static void finish(yz_host *h, yz_task *t, int ok, const char *err) {
   lua_State *L = t->p->sb->L;
   unlink_task(h, t);
-  yz_plugin_outcome(t->p, t->what, ok ? NULL : err);
+  /* A wait left behind (it cannot normally be) must not outlive the task. */
+  if (t->wait && t->unwait) t->unwait(h, t);
+  if (t->tolerant && !ok)
+    yz_logf(&h->log, YZ_LOG_WARN, t->p->name, "%s failed: %s", t->what, err);
+  else
+    yz_plugin_outcome(t->p, t->what, ok ? NULL : err);
   if (t->done) t->done(h, t, ok, err); /* results still on t->co */
   lua_settop(t->co, 0);
   luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
@@ -234,20 +239,29 @@ int64_t yz_tasks_run(yz_host *h, int64_t now_ms) {
   return wait;
 }
 
+/* Frees a task that will not run again, telling its drop hook. */
+static void discard(yz_host *h, yz_task *t) {
+  unlink_task(h, t);
+  if (t->job) {
+    t->job->running = 0;
+    yz_sched_release(t->job); /* if it was cancelled meanwhile */
+  }
+  if (t->drop) t->drop(h, t);
+  if (t->wait && t->unwait) t->unwait(h, t);
+  free(t->job_name);
+  free(t);
+}
+
+void yz_task_abort(yz_host *h, yz_task *t) {
+  if (t->p->sb) luaL_unref(t->p->sb->L, LUA_REGISTRYINDEX, t->co_ref);
+  discard(h, t);
+}
+
 void yz_tasks_drop(yz_host *h, yz_plugin *p) {
   yz_task *t = h->tasks;
   while (t) {
     yz_task *next = t->next;
-    if (t->p == p) {
-      unlink_task(h, t);
-      if (t->job) {
-        t->job->running = 0;
-        yz_sched_release(t->job); /* if it was cancelled meanwhile */
-      }
-      if (t->drop) t->drop(h, t);
-      free(t->job_name);
-      free(t);
-    }
+    if (t->p == p) discard(h, t);
     t = next;
   }
 }

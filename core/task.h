@@ -44,7 +44,12 @@ struct yz_task {
   /* Called when the task is dropped without finishing (its plugin is
   ** unloaded): frees ud and cancels 'wait'. */
   void (*drop)(struct yz_host *h, yz_task *t);
-  yz_task *next; /* the host's list, in order of creation */
+  /* Cancels what it waits for, if anything (set with 'wait'). */
+  void (*unwait)(struct yz_host *h, yz_task *t);
+  int tolerant;        /* its errors are logged, not counted toward
+                          quarantine (a channel's send) */
+  int64_t deadline_ms; /* dropped if still running then (0: none) */
+  yz_task *next;       /* the host's list, in order of creation */
   yz_task *prev;
 };
 
@@ -74,6 +79,9 @@ void yz_task_wake(yz_task *t, int64_t now_ms);
 /* Resumes every task whose time has come, once. Returns the ms until the
 ** next task wants to run (0: one is ready now), or -1 when none waits. */
 int64_t yz_tasks_run(struct yz_host *h, int64_t now_ms);
+/* Ends a task now without running it further (its deadline passed):
+** its drop hook runs, as for a plugin being unloaded. */
+void yz_task_abort(struct yz_host *h, yz_task *t);
 /* Drops the tasks of a plugin being unloaded (without running them). */
 void yz_tasks_drop(struct yz_host *h, struct yz_plugin *p);
 /* What host.sleep yields first (a light userdata), then the seconds. */

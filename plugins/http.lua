@@ -154,8 +154,9 @@ return {
       end
       -- A template naming an unknown placeholder is a config error now,
       -- not a failure at the first message.
-      http_request(host, conf, { to = "+8613800138000", text = "", key = "k", id = 0,
-        parts = 1, coding = "gsm7" })
+      local ok, err = pcall(http_request, host, conf, { to = "+8613800138000", text = "",
+        key = "k", id = 0, parts = 1, coding = "gsm7" })
+      if not ok then error(("channels.%s: %s"):format(name, err), 0) end
       host.channel {
         name = name,
         send = function(msg)

@@ -19,27 +19,29 @@
 #define SEC 1000LL
 
 /* The channel: records what it is given; the text picks the answer. */
-#define FAKE                                                                \
-  "return { name = 'fake', version = '1', owns = { 'got' },\n"              \
-  "  migrations = { 'CREATE TABLE got (id INTEGER, key TEXT, to_ TEXT, "    \
-  "text TEXT, attempt INTEGER, in_doubt INTEGER, coding TEXT, job TEXT, "   \
-  "plugin TEXT, at INTEGER)' },\n"                                          \
-  "  setup = function(host)\n"                                              \
-  "    for name in pairs(host.channels) do\n"                               \
-  "      host.channel{ name = name, send = function(m)\n"                   \
-  "        host.db.exec('INSERT INTO got VALUES (?,?,?,?,?,?,?,?,?,?)', "   \
-  "m.id, m.key, m.to, m.text, m.attempt, m.in_doubt and 1 or 0, m.coding, " \
-  "m.job, m.plugin, host.now_ms())\n"                                       \
-  "        if m.text == 'TRANSIENT' then return nil, 'boom' end\n"          \
-  "        if m.text == 'PERMANENT' then return nil, 'no such number', "    \
-  "'permanent' end\n"                                                       \
-  "        if m.text == 'LATER' then return nil, 'busy', { retry_after = "  \
-  "100 } end\n"                                                             \
-  "        if m.text == 'RAISE' then error('the gateway library broke') "   \
-  "end\n"                                                                   \
-  "        return true, 'gw-' .. m.id\n"                                    \
-  "      end }\n"                                                           \
-  "    end\n"                                                               \
+#define FAKE                                                                 \
+  "return { name = 'fake', version = '1', owns = { 'got' },\n"               \
+  "  migrations = { 'CREATE TABLE got (id INTEGER, key TEXT, to_ TEXT, "     \
+  "text TEXT, attempt INTEGER, in_doubt INTEGER, coding TEXT, job TEXT, "    \
+  "plugin TEXT, at INTEGER)' },\n"                                           \
+  "  setup = function(host)\n"                                               \
+  "    for name in pairs(host.channels) do\n"                                \
+  "      host.channel{ name = name, send = function(m)\n"                    \
+  "        host.db.exec('INSERT INTO got VALUES (?,?,?,?,?,?,?,?,?,?)', "    \
+  "m.id, m.key, m.to, m.text, m.attempt, m.in_doubt and 1 or 0, m.coding, "  \
+  "m.job, m.plugin, host.now_ms())\n"                                        \
+  "        if m.text == 'TRANSIENT' then return nil, 'boom' end\n"           \
+  "        if m.text == 'PERMANENT' then return nil, 'no such number', "     \
+  "'permanent' end\n"                                                        \
+  "        if m.text == 'LATER' then return nil, 'busy', { retry_after = "   \
+  "100 } end\n"                                                              \
+  "        if m.text == 'RAISE' then error('the gateway library broke') "    \
+  "end\n"                                                                    \
+  "        if m.text == 'TRICKY' then return nil, 'busy', setmetatable({}, " \
+  "{ __index = function() error('gotcha') end }) end\n"                      \
+  "        return true, 'gw-' .. m.id\n"                                     \
+  "      end }\n"                                                            \
+  "    end\n"                                                                \
   "  end }\n"
 
 /* A plugin that may send, with a job that sends, and a listener. */
@@ -434,12 +436,59 @@ static void the_core_announces_sent_messages(void **state) {
   free(s);
 }
 
+static void a_reload_with_a_broken_channel_keeps_the_old_config(void **state) {
+  fixture *f = *state;
+  start(f, CHANNELS(", quiet_hours = false"), NOON_MS);
+  tu_write(f->dir, "yizhan.conf.lua",
+           "channels = { fake = { type = 'faek' } }\n"
+           "plugins = { sender = {} }\n");
+  assert_int_equal(yz_host_reload(f->h), YZ_EUSAGE);
+  assert_true(tu_contains(f->h->err,
+                          "channels.fake: type 'faek' names no "
+                          "plugin"));
+  /* The channel in force still delivers. */
+  eval(f, "host.send{ to = '13800138000', text = 'hi' }", YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM got"), 1);
+}
+
 static void http_requests_are_checked_before_they_start(void **state) {
   fixture *f = *state;
   start(f, CHANNELS(", quiet_hours = false"), NOON_MS);
   const char *r = eval(
       f, "return host.http.request{ url = 'http://127.0.0.1:1/' }", YZ_ERR);
   assert_true(tu_contains(r, "waits for the answer"));
+  /* Not from a coroutine of the plugin's own either: its yield would go to
+  ** the plugin, not the loop. */
+  eval(f,
+       "host.after(0, function()\n"
+       "  local ok, err = pcall(coroutine.wrap(function()\n"
+       "    return host.http.request{ url = 'http://127.0.0.1:1/' } end))\n"
+       "  host.kv.put('err', tostring(err))\n"
+       "end)",
+       YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  char *s = qs(f, "SELECT value FROM yz_kv WHERE key = 'err'");
+  assert_true(tu_contains(s, "a coroutine of the plugin's own"));
+  free(s);
+}
+
+static void what_plugins_hand_over_is_read_raw(void **state) {
+  fixture *f = *state;
+  start(f, CHANNELS(", quiet_hours = false"), NOON_MS);
+  /* host.send reads its fields raw: a metatable cannot make them up. */
+  const char *r = eval(f,
+                       "host.send(setmetatable({ to = '13800138000' }, { "
+                       "__index = function() return 'made up' end }))",
+                       YZ_ERR);
+  assert_true(tu_contains(r, "'text' is missing"));
+  /* A channel's answer is read raw too: a raising __index in it is no
+  ** crash, just the failure it says. */
+  eval(f, "host.send{ to = '13800138000', text = 'TRICKY' }", YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  char *s = qs(f, "SELECT state || ': ' || last_error FROM yz_outbox");
+  assert_string_equal(s, "failed: busy");
+  free(s);
 }
 
 /* ------------------------------------------------- over real HTTP, in-process
@@ -550,10 +599,13 @@ static void a_reload_mid_request_keeps_the_message(void **state) {
   assert_int_equal(yz_host_reload(f->h), YZ_OK);
   assert_int_equal(yz_http_running(f->h->http), 0);
   yz_host_tick(f->h);
-  char *s = qs(f, "SELECT state || ' ' || last_error FROM yz_outbox");
+  /* In doubt, not a failed attempt: queued again at once, same key. */
+  char *s = qs(f,
+               "SELECT state || ' ' || attempts || ' ' || in_doubt || ' ' || "
+               "last_error FROM yz_outbox");
   assert_string_equal(s,
-                      "failed the channel's plugin stopped before the send "
-                      "ended");
+                      "queued 0 1 the send was cut short before an answer "
+                      "came (in doubt)");
   free(s);
   tu_gateway_stop(&g);
 }
@@ -585,6 +637,10 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(
           http_requests_are_checked_before_they_start, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_reload_with_a_broken_channel_keeps_the_old_config, setup, teardown),
+      cmocka_unit_test_setup_teardown(what_plugins_hand_over_is_read_raw, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(
           the_http_channel_delivers_once_through_faults, setup, teardown),
       cmocka_unit_test_setup_teardown(a_reload_mid_request_keeps_the_message,
