@@ -1186,15 +1186,16 @@ yz_limits yz_config_limits_for(const yz_config *c, const char *name) {
   return pc ? pc->limits : c->limits;
 }
 
-int yz_config_push_options(const yz_config *c, const char *name, lua_State *to,
-                           char *err, size_t errlen) {
+/* Copies section[name] of the file (a table) onto 'to', or pushes nil. */
+static int push_entry(const yz_config *c, const char *section, const char *name,
+                      lua_State *to, char *err, size_t errlen) {
   if (!c->sb) {
     lua_pushnil(to);
     return 0;
   }
   lua_State *L = c->sb->L;
   lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
-  lua_getfield(L, -1, "plugins");
+  lua_getfield(L, -1, section);
   if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TTABLE) {
     lua_settop(L, 0);
     lua_pushnil(to);
@@ -1203,6 +1204,11 @@ int yz_config_push_options(const yz_config *c, const char *name, lua_State *to,
   int rc = yz_sandbox_copy(L, -1, to, err, errlen);
   lua_settop(L, 0);
   return rc;
+}
+
+int yz_config_push_options(const yz_config *c, const char *name, lua_State *to,
+                           char *err, size_t errlen) {
+  return push_entry(c, "plugins", name, to, err, errlen);
 }
 
 const yz_chan_conf *yz_config_channel(const yz_config *c, const char *name) {
@@ -1213,19 +1219,5 @@ const yz_chan_conf *yz_config_channel(const yz_config *c, const char *name) {
 
 int yz_config_push_channel(const yz_config *c, const char *name, lua_State *to,
                            char *err, size_t errlen) {
-  if (!c->sb) {
-    lua_pushnil(to);
-    return 0;
-  }
-  lua_State *L = c->sb->L;
-  lua_getfield(L, LUA_REGISTRYINDEX, "yz.config");
-  lua_getfield(L, -1, "channels");
-  if (!lua_istable(L, -1) || lua_getfield(L, -1, name) != LUA_TTABLE) {
-    lua_settop(L, 0);
-    lua_pushnil(to);
-    return 0;
-  }
-  int rc = yz_sandbox_copy(L, -1, to, err, errlen);
-  lua_settop(L, 0);
-  return rc;
+  return push_entry(c, "channels", name, to, err, errlen);
 }

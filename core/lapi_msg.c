@@ -532,20 +532,16 @@ void yz_lapi_open_msg(lua_State *L, yz_plugin *p) {
                                  {"receipt", h_receipt},
                                  {"append", h_append},
                                  {NULL, NULL}};
+  static const luaL_Reg http_fns[] = {{"request", http_request}, {NULL, NULL}};
+  static const luaL_Reg phone_fns[] = {
+      {"normalize", phone_normalize}, {"mask", phone_mask}, {NULL, NULL}};
+  static const luaL_Reg sms_fns[] = {{"count", sms_count}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, http_request);
-  lua_setfield(L, -2, "request");
+  luaL_newlib(L, http_fns);
   lua_setfield(L, -2, "http");
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, phone_normalize);
-  lua_setfield(L, -2, "normalize");
-  lua_pushcfunction(L, phone_mask);
-  lua_setfield(L, -2, "mask");
+  luaL_newlib(L, phone_fns);
   lua_setfield(L, -2, "phone");
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, sms_count);
-  lua_setfield(L, -2, "count");
+  luaL_newlib(L, sms_fns);
   lua_setfield(L, -2, "sms");
   /* The configured channels this plugin delivers. */
   lua_newtable(L);

@@ -49,17 +49,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-  nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Requests in the gateway's log so far (read on from where we stopped). */
 static long gateway_lines(fixture *f) {
   FILE *in = fopen(f->g.log, "rb");
@@ -167,17 +156,17 @@ static void killed_three_times_nothing_is_lost(void **state) {
   long lines_at[3];
   int64_t sent_at[3];
   int mid_run = 0;
-  double t0 = now_s();
+  double t0 = tu_now_s();
   for (int k = 0; k < 3; k++) {
     start_daemon(f);
-    double started = now_s();
+    double started = tu_now_s();
     while (gateway_lines(f) < at[k]) {
       assert_daemon_running(f);
-      if (now_s() - started > 60) {
+      if (tu_now_s() - started > 60) {
         show_daemon_log(f);
         fail_msg("only %ld requests after 60 s", f->lines);
       }
-      sleep_ms(5);
+      tu_sleep_ms(5);
     }
     assert_daemon_running(f); /* still running: killed mid-run */
     kill(f->pid, SIGKILL);
@@ -191,14 +180,14 @@ static void killed_three_times_nothing_is_lost(void **state) {
   }
   /* The last start finishes the run. */
   start_daemon(f);
-  double started = now_s();
+  double started = tu_now_s();
   while (sent(f) < N) {
     assert_daemon_running(f);
-    if (now_s() - started > 90) {
+    if (tu_now_s() - started > 90) {
       show_daemon_log(f);
       fail_msg("%lld of %d sent after 90 s", (long long)sent(f), N);
     }
-    sleep_ms(100);
+    tu_sleep_ms(100);
   }
   kill(f->pid, SIGTERM);
   int st;
@@ -206,7 +195,7 @@ static void killed_three_times_nothing_is_lost(void **state) {
   f->pid = 0;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) show_daemon_log(f);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  double took = now_s() - t0;
+  double took = tu_now_s() - t0;
   assert_int_equal(mid_run, 3);
 
   /* The gateway's view: how often each key was accepted, with what text. */

@@ -40,17 +40,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-  nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Starts the gateway with 'args' and writes a configuration with one http
 ** channel 'gw' pointed at it; 'extra' adds to (or overrides) its options. */
 static void start(fixture *f, const char *const *args, const char *extra) {
@@ -108,18 +97,18 @@ static int64_t unsettled(fixture *f) {
 /* Runs 'run --until-idle' again and again until no message waits (queued,
 ** sending or failed), for at most 'limit' seconds. */
 static void settle(fixture *f, double limit) {
-  double t0 = now_s();
+  double t0 = tu_now_s();
   for (;;) {
     tu_run r = yz(f, "run", "--until-idle");
     if (r.status != 0) fprintf(stderr, "run --until-idle: %s\n", r.err);
     assert_int_equal(r.status, 0);
     tu_run_free(&r);
     if (unsettled(f) == 0) return;
-    if (now_s() - t0 > limit) {
+    if (tu_now_s() - t0 > limit) {
       r = yz(f, "outbox", "stats", "--json");
       fail_msg("not settled after %.0f s:\n%s", limit, r.out);
     }
-    sleep_ms(100);
+    tu_sleep_ms(100);
   }
 }
 
@@ -155,9 +144,9 @@ static void a_fault_mix_delivers_each_message_exactly_once(void **state) {
            "end return 'ok'",
            FAULT_N);
   eval_ok(f, code);
-  double t0 = now_s();
+  double t0 = tu_now_s();
   settle(f, 60);
-  double took = now_s() - t0;
+  double took = tu_now_s() - t0;
 
   size_t n;
   tu_gw_req *req = tu_gateway_requests(&f->g, &n);

@@ -155,12 +155,10 @@ static char *slurp_fd(int fd) {
   return s;
 }
 
-tu_run tu_yizhan(const char *const *args) {
-  tu_run r = {0};
-  char *dir = tu_tmpdir();
-  char outp[4096], errp[4096];
-  snprintf(outp, sizeof outp, "%s/out", dir);
-  snprintf(errp, sizeof errp, "%s/err", dir);
+/* Starts the binary with args, its stdout to outp and stderr to errp
+** (appending when both are one file); returns the pid. */
+static pid_t spawn_yizhan(const char *const *args, const char *outp,
+                          const char *errp) {
   int argc = 0;
   while (args[argc]) argc++;
   const char **argv = calloc((size_t)argc + 2, sizeof *argv);
@@ -169,8 +167,10 @@ tu_run tu_yizhan(const char *const *args) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int same = strcmp(outp, errp) == 0;
+    int flags = O_WRONLY | O_CREAT | (same ? O_APPEND : O_TRUNC);
+    int o = open(outp, flags, 0600);
+    int e = same ? o : open(errp, flags, 0600);
     int in = open("/dev/null", O_RDONLY);
     dup2(o, 1);
     dup2(e, 2);
@@ -178,6 +178,17 @@ tu_run tu_yizhan(const char *const *args) {
     execv(YZ_TEST_BINARY, (char *const *)argv);
     _exit(127);
   }
+  free(argv);
+  return pid;
+}
+
+tu_run tu_yizhan(const char *const *args) {
+  tu_run r = {0};
+  char *dir = tu_tmpdir();
+  char outp[4096], errp[4096];
+  snprintf(outp, sizeof outp, "%s/out", dir);
+  snprintf(errp, sizeof errp, "%s/err", dir);
+  pid_t pid = spawn_yizhan(args, outp, errp);
   int st;
   waitpid(pid, &st, 0);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -187,31 +198,24 @@ tu_run tu_yizhan(const char *const *args) {
   fd = open(errp, O_RDONLY);
   r.err = slurp_fd(fd);
   close(fd);
-  free(argv);
   tu_rmrf(dir);
   free(dir);
   return r;
 }
 
 int tu_yizhan_start(const char *const *args, const char *logfile) {
-  int argc = 0;
-  while (args[argc]) argc++;
-  const char **argv = calloc((size_t)argc + 2, sizeof *argv);
-  argv[0] = YZ_TEST_BINARY;
-  for (int i = 0; i < argc; i++) argv[i + 1] = args[i];
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    int o = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    int in = open("/dev/null", O_RDONLY);
-    dup2(o, 1);
-    dup2(o, 2);
-    dup2(in, 0);
-    execv(YZ_TEST_BINARY, (char *const *)argv);
-    _exit(127);
-  }
-  free(argv);
-  return (int)pid;
+  return (int)spawn_yizhan(args, logfile, logfile);
+}
+
+void tu_sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+double tu_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 void tu_run_free(tu_run *r) {

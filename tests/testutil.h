@@ -60,6 +60,10 @@ void tu_run_free(tu_run *r);
 /* True when 'hay' contains 'needle'; prints both when not, for the test log. */
 int tu_contains(const char *hay, const char *needle);
 
+/* Sleeps ms milliseconds; the monotonic clock in seconds. */
+void tu_sleep_ms(long ms);
+double tu_now_s(void);
+
 /* A mock SMS gateway (tests/gateway/mockgw.py) on 127.0.0.1, stopped by
 ** its pid. */
 typedef struct tu_gateway {
