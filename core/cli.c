@@ -375,24 +375,36 @@ static void drain(yz_host *h, yz_loop *lp) {
 static void report_waiting(yz_host *h) {
   yz_stmt *st;
   if (yz_store_prepare(h->store, NULL,
-                       "SELECT count(*), min(next_at) FROM yz_outbox WHERE "
-                       "state IN ('queued', 'failed')",
+                       "SELECT channel, count(*), sum(state = 'failed') FROM "
+                       "yz_outbox WHERE state IN ('queued', 'failed') GROUP "
+                       "BY channel ORDER BY channel",
                        &st) != YZ_OK)
     return;
-  if (yz_stmt_step(st) == YZ_ROW) {
-    yz_value n, at;
-    yz_stmt_column(st, 0, &n);
-    yz_stmt_column(st, 1, &at);
-    if (n.i > 0) {
-      char when[40];
-      yz_clock_iso_local(h->cfg->timezone, at.i / 1000, when, sizeof when);
-      fprintf(stderr,
-              "yizhan: idle; %lld message(s) wait (retries, quiet hours or "
-              "daily caps), the next at %s\n",
-              (long long)n.i, when);
-    }
+  long long total = 0;
+  while (yz_stmt_step(st) == YZ_ROW) {
+    yz_value ch, n, failed;
+    yz_stmt_column(st, 0, &ch);
+    yz_stmt_column(st, 1, &n);
+    yz_stmt_column(st, 2, &failed);
+    const yz_chan_rules *r = yz_outbox_channel(h->outbox, ch.s);
+    const char *why = !r ? "it is not configured"
+                      : yz_outbox_quiet_now(h->outbox, ch.s)
+                          ? "quiet hours"
+                      : failed.i ? "retries after failures, or daily caps"
+                                 : "daily caps or a later send time";
+    fprintf(stderr, "yizhan: %lld message(s) of channel '%s' wait: %s\n",
+            (long long)n.i, ch.s, why);
+    total += n.i;
   }
   yz_stmt_release(st);
+  int64_t wake = yz_outbox_next_wake(h->outbox);
+  if (total && wake >= 0) {
+    char when[40];
+    yz_clock_iso_local(h->cfg->timezone,
+                       (yz_clock_now_ms(&h->clock) + wake) / 1000, when,
+                       sizeof when);
+    fprintf(stderr, "yizhan: idle; the next may go at %s\n", when);
+  }
 }
 
 static int cmd_run(const char *dir, int argc, char **argv) {
