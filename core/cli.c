@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,52 +270,47 @@ static int cmd_plugin(const char *dir, int argc, char **argv) {
 
 /* ------------------------------------------------------------------- run */
 
-/* Writes our pid into the held lock file: 'yizhan send' nudges the holder
-** with SIGUSR1 (blocked from the start, so it never kills us). */
-static void write_pid(int fd) {
-  char pid[32];
-  yz_fmt(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0) {
-    /* the lock holds regardless; the pid is only informative */
-  }
+/* The data directory's lock is a POSIX record lock on DIR/yizhan.lock:
+** another process can ask who holds it (F_GETLK) without taking it, so
+** 'yizhan send' can nudge the daemon, and no pid file can be stale. */
+
+/* Opens the lock file and tries to take the lock. Returns the descriptor
+** (kept open while running), or -1 with *holder the pid holding it (0 when
+** the file cannot be opened). */
+static int lock_dir(const char *dir, pid_t *holder) {
+  char path[4096];
+  yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
+  *holder = 0;
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_SETLK, &fl) == 0) return fd;
+  struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
+    *holder = who.l_pid;
+  close(fd);
+  return -1;
 }
 
 /* Takes the data directory's lock so two daemons never share a database.
-** Returns the descriptor (kept open while running) or -1. */
+** Returns the descriptor (kept open while running) or -1, said. */
 static int take_lock(const char *dir) {
-  char path[4096];
-  yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    fprintf(stderr, "yizhan: cannot open %s: %s\n", path, strerror(errno));
-    return -1;
-  }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char pid[32] = "?";
-    ssize_t n = read(fd, pid, sizeof pid - 1);
-    if (n > 0) pid[n] = '\0';
-    pid[strcspn(pid, "\n")] = '\0';
-    fprintf(stderr, "yizhan: another 'yizhan run' (pid %s) is using %s\n", pid,
-            dir);
-    close(fd);
-    return -1;
-  }
-  write_pid(fd);
-  return fd;
+  pid_t holder;
+  int fd = lock_dir(dir, &holder);
+  if (fd >= 0) return fd;
+  if (holder)
+    fprintf(stderr, "yizhan: another yizhan (pid %ld) is delivering from %s\n",
+            (long)holder, dir);
+  else
+    fprintf(stderr, "yizhan: cannot open %s/yizhan.lock: %s\n", dir,
+            strerror(errno));
+  return -1;
 }
 
 /* The lock when no daemon holds it, else -1 without a word. */
 static int take_lock_quiet(const char *dir) {
-  char path[4096];
-  yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return -1;
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return -1;
-  }
-  write_pid(fd);
-  return fd;
+  pid_t holder;
+  return lock_dir(dir, &holder);
 }
 
 static void report_unhealthy(yz_host *h) {
@@ -388,8 +382,7 @@ static void report_waiting(yz_host *h) {
     yz_stmt_column(st, 2, &failed);
     const yz_chan_rules *r = yz_outbox_channel(h->outbox, ch.s);
     const char *why = !r ? "it is not configured"
-                      : yz_outbox_quiet_now(h->outbox, ch.s)
-                          ? "quiet hours"
+                      : yz_outbox_quiet_now(h->outbox, ch.s) ? "quiet hours"
                       : failed.i ? "retries after failures, or daily caps"
                                  : "daily caps or a later send time";
     fprintf(stderr, "yizhan: %lld message(s) of channel '%s' wait: %s\n",
@@ -514,20 +507,15 @@ static void print_outcome(yz_host *h, const yz_msg *m) {
 /* Tells a daemon running on dir (if one is) that a message was queued, so
 ** it does not sleep until its next due time. */
 static void nudge_daemon(const char *dir) {
-  char path[4096], pid[32] = "";
+  char path[4096];
   yz_fmt(path, sizeof path, "%s/yizhan.lock", dir);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  if (flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody holds it */
-    close(fd);
-    return;
-  }
-  ssize_t n = read(fd, pid, sizeof pid - 1);
+  struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  int held = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK;
   close(fd);
-  if (n <= 0) return;
-  pid[n] = 0;
-  long p = strtol(pid, NULL, 10);
-  if (p > 1) kill((pid_t)p, SIGUSR1);
+  /* The holder blocks SIGUSR1 from its first instruction (yz_cli_main). */
+  if (held && who.l_pid > 1) kill(who.l_pid, SIGUSR1);
 }
 
 /* Waits for message id to leave the queue. Without a daemon it delivers

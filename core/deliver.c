@@ -14,7 +14,7 @@
 #include "sandbox.h"
 
 /* How long a channel's send may take, answers and retries inside it
-** included. */
+** included (an HTTP request may take 120 s at most). */
 #define SEND_DEADLINE_MS (300 * 1000LL)
 
 /* Appends s as a JSON string. */
@@ -126,7 +126,11 @@ int yz_deliver_open(yz_host *h, char *err, size_t errlen) {
 
 void yz_deliver_close(yz_host *h) {
   free_allow(h);
-  if (h->outbox) yz_outbox_flush(h->outbox);
+  if (h->outbox && yz_outbox_flush_final(h->outbox) != YZ_OK)
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "cannot record the last message outcomes (they are in doubt at "
+            "the next start): %s",
+            yz_store_errmsg(h->store));
   yz_outbox_free(h->outbox);
   yz_bus_free(h->bus);
   yz_http_free(h->http);
@@ -454,23 +458,30 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
     }
     t->drop = yz_deliver_task_drop;
     t->tolerant = 1; /* a gateway's trouble is not the plugin's fault */
-    t->deadline_ms = yz_clock_now_ms(&h->clock) + SEND_DEADLINE_MS;
+    t->deadline_ms = yz_clock_mono_ms() + SEND_DEADLINE_MS;
   }
   free(msgs);
 }
 
 /* Sends that ran past their deadline (a send that never returns would hold
-** its message and a slot of the channel for ever): dropped, their
-** messages in doubt. */
+** its message and a slot of the channel for ever) end as a failed
+** attempt: it may have reached the gateway, but counting it keeps a send
+** that always hangs from going again for ever. */
 static void expire_sends(yz_host *h) {
-  int64_t now = yz_clock_now_ms(&h->clock);
+  int64_t now = yz_clock_mono_ms();
   yz_task *t = h->tasks;
   while (t) {
     yz_task *next = t->next;
-    if (t->deadline_ms && now > t->deadline_ms) {
-      yz_logf(&h->log, YZ_LOG_WARN, t->p->name,
-              "%s ran past %d s; its message goes again later", t->what,
-              (int)(SEND_DEADLINE_MS / 1000));
+    if (t->deadline_ms && now > t->deadline_ms && !t->push && t->ud) {
+      char why[160];
+      yz_fmt(why, sizeof why,
+             "the channel's send did not end within %d s (it may have reached "
+             "the gateway)",
+             (int)(SEND_DEADLINE_MS / 1000));
+      yz_logf(&h->log, YZ_LOG_WARN, t->p->name, "%s: %s", t->what, why);
+      yz_msg *m = t->ud;
+      t->ud = NULL; /* the drop hook records nothing more */
+      yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, why, 0, NULL);
       yz_task_abort(h, t);
     }
     t = next;

@@ -390,25 +390,47 @@ static void push_headers(lua_State *L, const char *hd, size_t n) {
 
 /* Pushes the answer as { status=, headers= { lower-case name = value },
 ** body= } or nil, error. */
+/* Builds the answer in the plugin's main state, under protection: a body
+** past the plugin's memory cap is an error there, not an abort. */
+static int build_answer(lua_State *L) {
+  http_wait *w = lua_touserdata(L, 1);
+  if (!w->ok) {
+    lua_pushnil(L);
+    lua_pushstring(L, w->timed_out ? "timeout" : w->err);
+    return 2;
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, w->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, w->headers, w->hlen);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, w->body, w->blen);
+  lua_setfield(L, -2, "body");
+  return 1;
+}
+
 static int push_answer(lua_State *co, yz_task *t) {
   http_wait *w = t->wait;
   t->wait = NULL;
   if (!w) return 0;
-  if (!w->ok) {
-    lua_pushnil(co);
-    lua_pushstring(co, w->timed_out ? "timeout" : w->err);
-    http_wait_free(w);
-    return 2;
+  lua_State *L = t->p->sb->L;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, build_answer);
+  lua_pushlightuserdata(L, w);
+  int n;
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK) {
+    n = lua_gettop(L) - top;
+  } else { /* nil and the error (Lua's own "not enough memory") */
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    n = 2;
   }
-  lua_createtable(co, 0, 3);
-  lua_pushinteger(co, w->status);
-  lua_setfield(co, -2, "status");
-  push_headers(co, w->headers, w->hlen);
-  lua_setfield(co, -2, "headers");
-  lua_pushlstring(co, w->body, w->blen);
-  lua_setfield(co, -2, "body");
   http_wait_free(w);
-  return 1;
+  /* Moving values between threads of one state allocates nothing. */
+  if (!lua_checkstack(co, n)) n = 0;
+  if (n) lua_xmove(L, co, n);
+  lua_settop(L, top);
+  return n;
 }
 
 static int http_request(lua_State *L) {
@@ -447,8 +469,10 @@ static int http_request(lua_State *L) {
   const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &blen);
   lua_getfield(L, 1, "timeout");
   double timeout = luaL_optnumber(L, -1, 30);
-  if (!(timeout > 0 && timeout <= 600))
-    return luaL_error(L, "host.http.request: timeout must be 0 to 600 seconds");
+  if (!(timeout > 0 && timeout <= 120))
+    return luaL_error(L,
+                      "host.http.request: timeout must be above 0 and at most "
+                      "120 seconds");
   lua_getfield(L, 1, "insecure");
   int insecure = lua_toboolean(L, -1);
   if (insecure && !yz_deliver_insecure_allowed(h, p))
@@ -457,6 +481,8 @@ static int http_request(lua_State *L) {
                       "this plugin configured with insecure = true");
   lua_getfield(L, 1, "max_size");
   lua_Integer max_size = luaL_optinteger(L, -1, 1024 * 1024);
+  if (max_size < 1 || max_size > 16 * 1024 * 1024)
+    return luaL_error(L, "host.http.request: max_size must be 1 to 16777216");
   /* Headers: a table name = string, read with nothing that allocates
   ** (an error here must not leak the buffer). */
   const char *hdrs[64];

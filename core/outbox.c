@@ -652,6 +652,15 @@ static int write_outcome(yz_outbox *ob, const yz_msg *m) {
                        v, 10);
 }
 
+int yz_outbox_flush_final(yz_outbox *ob) {
+  int rc = YZ_OK;
+  for (int i = 0; i < 3 && ob->npend; i++) {
+    ob->calm_until = 0; /* no pause now: nothing comes after */
+    rc = yz_outbox_flush(ob);
+  }
+  return rc;
+}
+
 int yz_outbox_flush(yz_outbox *ob) {
   if (!ob->npend) return YZ_OK;
   int64_t now = yz_clock_now_ms(ob->clock);
@@ -774,12 +783,23 @@ int yz_outbox_requeue(yz_outbox *ob, int64_t id, char *err, size_t errlen) {
   yz_msg_free(m);
   yz_value v[2] = {{.type = YZ_INT, .i = yz_clock_now_ms(ob->clock)},
                    {.type = YZ_INT, .i = id}};
+  /* The state is checked again in the UPDATE: the daemon may have claimed
+  ** the message meanwhile. */
   int rc = yz_store_exec(ob->store, NULL,
                          "UPDATE yz_outbox SET state = 'queued', attempts = "
-                         "0, next_at = ?1, updated_at = ?1 WHERE id = ?2",
+                         "0, next_at = ?1, updated_at = ?1 WHERE id = ?2 AND "
+                         "state IN ('failed', 'dead')",
                          v, 2);
-  if (rc != YZ_OK) yz_fmt(err, errlen, "%s", yz_store_errmsg(ob->store));
-  return rc;
+  if (rc != YZ_OK) {
+    yz_fmt(err, errlen, "%s", yz_store_errmsg(ob->store));
+    return rc;
+  }
+  if (yz_store_changes(ob->store) != 1) {
+    yz_fmt(err, errlen, "message %lld changed state meanwhile; look again",
+           (long long)id);
+    return YZ_EUSAGE;
+  }
+  return YZ_OK;
 }
 
 int yz_outbox_requeue_dead(yz_outbox *ob) {

@@ -125,6 +125,10 @@ int yz_outbox_receipt(yz_outbox *ob, const char *key, int delivered,
 ** and tells the notify callback. Returns YZ_OK or the store's error (the
 ** outcomes stay pending and are tried again at the next flush). */
 int yz_outbox_flush(yz_outbox *ob);
+/* The last flush before closing: no pause after an error, a few tries.
+** What still fails stays 'sending' in the table: in doubt at the next
+** start. */
+int yz_outbox_flush_final(yz_outbox *ob);
 
 /* Ms until something may be claimed (0: now), or -1 when nothing waits. */
 int64_t yz_outbox_next_wake(yz_outbox *ob);

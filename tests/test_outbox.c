@@ -610,6 +610,46 @@ static void a_reload_mid_request_keeps_the_message(void **state) {
   tu_gateway_stop(&g);
 }
 
+static void an_answer_past_the_memory_cap_is_an_error_not_a_crash(
+    void **state) {
+  fixture *f = *state;
+  const char *args[] = {"--pad", "3000000", NULL};
+  tu_gateway g = tu_gateway_start(args);
+  char config[1024];
+  snprintf(config, sizeof config,
+           "http_hosts = { sender = { '127.0.0.1:%d' } }\n"
+           "plugin_limits = { sender = { memory_mb = 2 } }\n"
+           "plugins = { sender = {} }\n",
+           g.port);
+  f->dir = tu_datadir(config);
+  tu_write(f->dir, "plugins/sender.lua",
+           "return { name = 'sender', version = '1' }\n");
+  f->h = tu_host(f->dir);
+  assert_int_equal(yz_host_start(f->h), YZ_OK);
+  char code[512];
+  snprintf(code, sizeof code,
+           "host.after(0, function()\n"
+           "  local r, err = host.http.request{ url = "
+           "'http://127.0.0.1:%d/send', max_size = 8000000 }\n"
+           "  host.kv.put('got', tostring(r) .. ' ' .. tostring(err))\n"
+           "end)",
+           g.port);
+  eval(f, code, YZ_OK);
+  int64_t end = yz_clock_mono_ms() + 20000;
+  char *s = NULL;
+  while (yz_clock_mono_ms() < end) {
+    int64_t wait = yz_host_tick(f->h);
+    if (tu_int(f->h->store, "SELECT count(*) FROM yz_kv WHERE key = 'got'") ==
+        1)
+      break;
+    yz_http_wait(f->h->http, -1, wait < 0 || wait > 50 ? 50 : (int)wait);
+  }
+  s = qs(f, "SELECT value FROM yz_kv WHERE key = 'got'");
+  assert_true(tu_contains(s, "nil not enough memory"));
+  free(s);
+  tu_gateway_stop(&g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(a_key_sends_once, setup, teardown),
@@ -643,6 +683,9 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(
           the_http_channel_delivers_once_through_faults, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          an_answer_past_the_memory_cap_is_an_error_not_a_crash, setup,
+          teardown),
       cmocka_unit_test_setup_teardown(a_reload_mid_request_keeps_the_message,
                                       setup, teardown),
   };

@@ -340,7 +340,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                       "params": params, "headers": self.selected_headers(),
                       "outcome": outcome, "status": status})
         if outcome == "ok":
-            self.reply_json(200, {"code": 0, "msgid": f"gw-{n}"})
+            answer = {"code": 0, "msgid": f"gw-{n}"}
+            if self.server.pad:
+                answer["pad"] = "x" * self.server.pad
+            self.reply_json(200, answer)
         elif outcome == "slow":
             time.sleep(self.server.slow_ms / 1000.0)
             self.reply_json(200, {"code": 0, "msgid": f"gw-{n}"})
@@ -397,6 +400,7 @@ def main(argv=None):
     ap.add_argument("--fault-limit-per-key", type=int, default=0, help="after N faults for a key always succeed (0: no limit)")
     ap.add_argument("--fail-first", type=int, default=0, help="the first N (non-rejected) requests get 500")
     ap.add_argument("--key-field", default="key", help="parameter that keys --fault-limit-per-key (default key)")
+    ap.add_argument("--pad", type=int, default=0, help="add N bytes of padding to each success answer")
     ap.add_argument("--idle-timeout", type=float, default=60, help="close idle keep-alive connections after S seconds")
     args = ap.parse_args(argv)
     try:
@@ -409,6 +413,7 @@ def main(argv=None):
     server.state = state
     server.retry_after = args.retry_after
     server.slow_ms = args.slow_ms
+    server.pad = args.pad
     server.hang_s = args.hang_s
     port = server.server_address[1]
 
