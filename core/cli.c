@@ -354,6 +354,7 @@ static yz_host *start_delivering(const char *dir) {
 ** again, with its key. */
 static void drain(yz_host *h, yz_loop *lp) {
   h->deliver = 0;
+  h->stopping = 1; /* and no job starts only to be cut off */
   int64_t end = yz_clock_mono_ms() + 5000;
   while ((yz_http_running(h->http) || yz_outbox_in_flight(h->outbox, NULL)) &&
          yz_clock_mono_ms() < end) {

@@ -764,7 +764,9 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
   yz_fmt(sub, sizeof sub, "%s.tps", path);
   if (lua_getfield(L, t, "tps") != LUA_TNIL) {
     if (want_positive(k, -1, sub, &v)) return 1;
-    if (v > 100000) return fail(k, sub, "at most 100000, got %g", v);
+    if (v > 100000 || v < 0.001)
+      return fail(k, sub, "expected 0.001 to 100000 messages a second, got %g",
+                  v);
     r->tps = v;
   }
   lua_pop(L, 1);

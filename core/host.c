@@ -163,8 +163,8 @@ int64_t yz_host_tick(yz_host *h) {
   /* The turn's bookkeeping in one transaction: one commit, not one per
   ** job. The plugins' own code runs afterwards, a transaction per slice. */
   int tx = yz_store_tx_begin(h->store) == YZ_OK;
-  while ((kind = yz_sched_due(h->sched, now, &cursor, &job, &scheduled)) !=
-         YZ_DUE_NONE) {
+  while (!h->stopping && (kind = yz_sched_due(h->sched, now, &cursor, &job,
+                                              &scheduled)) != YZ_DUE_NONE) {
     char when[40];
     yz_clock_iso_local(h->cfg->timezone, scheduled, when, sizeof when);
     if (kind == YZ_DUE_SKIP) {

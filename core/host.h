@@ -50,6 +50,7 @@ typedef struct yz_host {
   void (*capture)(struct yz_host *h, const yz_msg *m, void *ud);
   void *capture_ud;        /* its argument */
   int deliver;             /* hand messages to channels (yizhan run) */
+  int stopping;            /* shutting down: no new job runs */
   char err[YZ_ERRMSG_MAX]; /* last error */
 } yz_host;
 
