@@ -1080,8 +1080,32 @@ typedef struct timeline {
   int json;         /* JSON lines instead of text */
   long runs;        /* runs shown */
   long sends;       /* messages shown */
+  long events;      /* events shown */
   long parts;       /* their SMS parts */
 } timeline;
+
+/* A plugin emitted an event: one line of the timeline (its data is not
+** shown: it may name children). */
+static void print_event(yz_host *h, const char *topic, const char *json,
+                        size_t n, const char *origin, void *ud) {
+  timeline *v = ud;
+  (void)json;
+  if (v->only && strcmp(origin, v->only) != 0) return;
+  char when[40];
+  yz_clock_iso_local(v->tz, yz_clock_now_ms(&h->clock) / 1000, when,
+                     sizeof when);
+  if (v->json) {
+    printf("{\"at\":\"%s\",\"event\":{\"topic\":", when);
+    put_json_str(stdout, topic);
+    printf(",\"from\":");
+    put_json_str(stdout, origin);
+    printf(",\"bytes\":%zu}}\n", n);
+  } else {
+    printf("%s  EVENT %s from %s (%zu bytes of data)\n", when, topic, origin,
+           n);
+  }
+  v->events++;
+}
 
 /* A message would leave now: one line of the timeline (recipient masked). */
 static void print_send(yz_host *h, const yz_msg *m, void *ud) {
@@ -1191,9 +1215,11 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
   h->log.out = cap;
   int64_t end_ms = yz_clock_from_local(tz, d1 + 1, 0, 0, 0) * 1000;
   yz_clock_simulate(&h->clock, yz_clock_from_local(tz, d0, 0, 0, 0) * 1000);
-  timeline view = {tz, only, json, 0, 0, 0};
+  timeline view = {tz, only, json, 0, 0, 0, 0};
   h->capture = print_send;
   h->capture_ud = &view;
+  h->on_event = print_event;
+  h->on_event_ud = &view;
   yz_host_start(h);
   if (!json)
     printf("simulating %s to %s in %s on a copy of the data\n", from, to, tz);
@@ -1209,10 +1235,11 @@ static int cmd_simulate(const char *dir, int argc, char **argv) {
   }
   if (!json)
     printf(
-        "%ld run%s, %ld message%s (%ld SMS part%s); the original data was "
-        "not touched and nothing was sent\n",
-        view.runs, view.runs == 1 ? "" : "s", view.sends,
-        view.sends == 1 ? "" : "s", view.parts, view.parts == 1 ? "" : "s");
+        "%ld run%s, %ld event%s, %ld message%s (%ld SMS part%s); the "
+        "original data was not touched and nothing was sent\n",
+        view.runs, view.runs == 1 ? "" : "s", view.events,
+        view.events == 1 ? "" : "s", view.sends, view.sends == 1 ? "" : "s",
+        view.parts, view.parts == 1 ? "" : "s");
   yz_host_close(h);
   fclose(cap);
   free(capbuf);

@@ -265,6 +265,7 @@ static void deliver_event(void *ud, const char *topic, const char *json,
 
 void yz_deliver_emit(yz_host *h, const char *topic, const char *json, size_t n,
                      const char *origin) {
+  if (h->on_event) h->on_event(h, topic, json, n, origin, h->on_event_ud);
   yz_bus_publish(h->bus, topic, json, n, origin);
 }
 

@@ -48,7 +48,11 @@ typedef struct yz_host {
   /* When set (simulate, yizhan test), messages are handed here instead of
   ** to their channel and count as sent. */
   void (*capture)(struct yz_host *h, const yz_msg *m, void *ud);
-  void *capture_ud;        /* its argument */
+  void *capture_ud; /* its argument */
+  /* Told of every event a plugin emits (simulate, yizhan test), or NULL. */
+  void (*on_event)(struct yz_host *h, const char *topic, const char *json,
+                   size_t n, const char *origin, void *ud);
+  void *on_event_ud;       /* its argument */
   int deliver;             /* hand messages to channels (yizhan run) */
   int stopping;            /* shutting down: no new job runs */
   char err[YZ_ERRMSG_MAX]; /* last error */

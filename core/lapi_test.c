@@ -28,6 +28,8 @@
 **                  parts=, coding=, at=} }  messages that left in this test
 **                                      (captured: nothing reaches a gateway;
 **                                      quiet hours and caps apply)
+**   t.events() -> { {topic=, from=, data=} }  events plugins emitted in this
+**                                      test (handlers run as t.advance goes)
 **
 ** A failed assertion names the test file and line, what was expected and
 ** what came. Each test's database changes are rolled back after it; the
@@ -57,6 +59,8 @@ typedef struct test_ctx {
   size_t read;    /* bytes of it t.logs() has handed out */
   yz_msg **sent;  /* messages captured in this test */
   int nsent, sentcap;
+  char **events; /* events emitted in this test: "topic\nfrom\njson" */
+  int nevents, eventcap;
 } test_ctx;
 
 static test_ctx *ctx_of(lua_State *L) {
@@ -290,6 +294,49 @@ static void capture(yz_host *h, const yz_msg *m, void *ud) {
 static void clear_sent(test_ctx *c) {
   for (int i = 0; i < c->nsent; i++) yz_msg_free(c->sent[i]);
   c->nsent = 0;
+  for (int i = 0; i < c->nevents; i++) free(c->events[i]);
+  c->nevents = 0;
+}
+
+/* The host tells of each event a plugin emits. */
+static void capture_event(yz_host *h, const char *topic, const char *json,
+                          size_t n, const char *origin, void *ud) {
+  test_ctx *c = ud;
+  (void)h;
+  if (c->nevents == c->eventcap) {
+    c->eventcap = c->eventcap ? c->eventcap * 2 : 16;
+    c->events = yz_xrealloc(c->events, sizeof *c->events * (size_t)c->eventcap);
+  }
+  size_t tl = strlen(topic), ol = strlen(origin);
+  char *e = yz_xmalloc(tl + ol + n + 3);
+  memcpy(e, topic, tl);
+  e[tl] = '\n';
+  memcpy(e + tl + 1, origin, ol);
+  e[tl + 1 + ol] = '\n';
+  memcpy(e + tl + ol + 2, json, n);
+  e[tl + ol + 2 + n] = 0;
+  c->events[c->nevents++] = e;
+}
+
+/* t.events() -> { {topic=, from=, data=} }: the events plugins emitted in
+** this test, in order. */
+static int t_events(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  lua_createtable(L, c->nevents, 0);
+  for (int i = 0; i < c->nevents; i++) {
+    const char *e = c->events[i];
+    const char *nl1 = strchr(e, '\n'), *nl2 = strchr(nl1 + 1, '\n');
+    char err[256];
+    lua_createtable(L, 0, 3);
+    lua_pushlstring(L, e, (size_t)(nl1 - e));
+    lua_setfield(L, -2, "topic");
+    lua_pushlstring(L, nl1 + 1, (size_t)(nl2 - nl1 - 1));
+    lua_setfield(L, -2, "from");
+    if (yz_json_decode(L, nl2 + 1, strlen(nl2 + 1), err, sizeof err) == 0)
+      lua_setfield(L, -2, "data");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
 }
 
 /* t.sent() -> { {to=, masked=, text=, key=, channel=, plugin=, job=,
@@ -336,11 +383,17 @@ static int t_sent(lua_State *L) {
 
 /* Pushes the 't' table, its functions bound to ctx. */
 static void push_t(lua_State *L, test_ctx *c) {
-  static const luaL_Reg funcs[] = {
-      {"eq", t_eq},       {"ok", t_ok},           {"contains", t_contains},
-      {"error", t_error}, {"advance", t_advance}, {"now", t_now},
-      {"logs", t_logs},   {"jobs", t_jobs},       {"sent", t_sent},
-      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"eq", t_eq},
+                                   {"ok", t_ok},
+                                   {"contains", t_contains},
+                                   {"error", t_error},
+                                   {"advance", t_advance},
+                                   {"now", t_now},
+                                   {"logs", t_logs},
+                                   {"jobs", t_jobs},
+                                   {"sent", t_sent},
+                                   {"events", t_events},
+                                   {NULL, NULL}};
   lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, c);
   luaL_setfuncs(L, funcs, 1);
@@ -355,9 +408,11 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
                       char **capbuf, size_t *caplen, FILE *out, int *passed,
                       int *failed) {
   lua_State *L = p->sb->L;
-  test_ctx c = {h, p, cap, capbuf, caplen, 0, NULL, 0, 0};
+  test_ctx c = {h, p, cap, capbuf, caplen, 0, NULL, 0, 0, NULL, 0, 0};
   h->capture = capture;
   h->capture_ud = &c;
+  h->on_event = capture_event;
+  h->on_event_ud = &c;
   char err[8192];
   lua_settop(L, 0);
   lua_newtable(L);
@@ -421,7 +476,10 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
   lua_settop(L, 0);
   clear_sent(&c);
   free(c.sent);
+  free(c.events);
   h->capture = NULL;
   h->capture_ud = NULL;
+  h->on_event = NULL;
+  h->on_event_ud = NULL;
   return YZ_OK;
 }

@@ -402,6 +402,7 @@ static void simulate_prints_a_school_year_and_touches_nothing(void **state) {
   "  setup = function(host)\n"                                              \
   "    for i, at in ipairs { '0 12 * * *', '0 22 * * *' } do\n"             \
   "      host.cron('send' .. i, at, function(run)\n"                        \
+  "        host.emit('nightly.sent', { period = run.period })\n"            \
   "        host.send{ to = '13800138000', text = '晚安 ' .. run.period, " \
   "key = at .. run.period }\n"                                              \
   "      end)\n"                                                            \
@@ -424,6 +425,10 @@ static void simulate_holds_messages_in_quiet_hours(void **state) {
   assert_true(tu_contains(r.out, "2026-11-03T07:30:00+08:00  SEND nightly"));
   assert_true(tu_contains(r.out, "2026-11-03T12:00:00+08:00  SEND nightly"));
   assert_true(tu_contains(r.out, "3 messages (3 SMS parts)"));
+  assert_true(tu_contains(r.out,
+                          "2026-11-02T22:00:00+08:00  EVENT "
+                          "nightly.sent from nightly"));
+  assert_true(tu_contains(r.out, "4 events"));
   assert_null(strstr(r.out, "13800138000"));
   /* No SEND line inside 21:30-07:30. */
   for (char *p = r.out; (p = strstr(p, "  SEND ")) != NULL; p++) {

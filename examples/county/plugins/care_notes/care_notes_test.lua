@@ -72,3 +72,12 @@ test("the monthly summary goes by SMS once, to the configured number", function(
   t.contains(sent[1].text, "记录 1 条 (mood=1)")
   t.eq(sent[1].coding, "ucs2")
 end)
+
+test("a new note is announced to other plugins", function(t)
+  local id = add_note("李小红", "奶奶腿脚不便", "family")
+  local ev = t.events()
+  t.eq(#ev, 1)
+  t.eq(ev[1].topic, "care_notes.added")
+  t.eq(ev[1].from, "care_notes")
+  t.eq(ev[1].data, { id = id, child = "李小红", kind = "family" })
+end)

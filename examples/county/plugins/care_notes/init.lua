@@ -16,6 +16,8 @@ function add_note(child, text, kind)
     "INSERT INTO care_notes(child, kind, body, written_at) VALUES (?, ?, ?, ?)",
     child, kind, text, host.now())
   host.audit("care_note.add", child, kind)
+  -- Other policies may follow up (a worrying note before a home visit).
+  host.emit("care_notes.added", { id = id, child = child, kind = kind })
   return id
 end
 
