@@ -662,6 +662,10 @@ int yz_store_exec(yz_store *s, const yz_acl *acl, const char *sql,
 }
 
 int yz_store_exec_script(yz_store *s, const yz_acl *acl, const char *sql) {
+  if (s->lazy) {
+    int rc = materialize(s);
+    if (rc != YZ_OK) return rc;
+  }
   const char *p = sql;
   const yz_acl *saved = s->acl;
   int code = YZ_OK;
@@ -703,7 +707,10 @@ int64_t yz_store_last_rowid(yz_store *s) {
 static int materialize(yz_store *s) {
   s->lazy = 0;
   int rc = yz_store_exec(s, NULL, "BEGIN IMMEDIATE", NULL, 0);
-  if (rc == YZ_OK) s->tx_depth = 1;
+  if (rc == YZ_OK)
+    s->tx_depth = 1;
+  else
+    s->lazy = 1; /* still owed: no statement runs outside it */
   return rc;
 }
 

@@ -167,6 +167,38 @@ static void a_rolled_back_transaction_changes_nothing(void **state) {
   assert_int_equal(yz_store_tx_depth(f->s), 0);
 }
 
+/* A lazy transaction begins at its first statement; when it cannot begin
+** (another connection holds the write lock), statements fail rather than
+** run outside it. */
+static void a_lazy_transaction_never_runs_statements_outside_it(void **state) {
+  fixture *f = *state;
+  assert_int_equal(yz_store_exec_script(f->s, NULL, "CREATE TABLE t(x)"),
+                   YZ_OK);
+  /* One that runs nothing costs nothing and commits as a no-op. */
+  assert_int_equal(yz_store_tx_begin_lazy(f->s), YZ_OK);
+  assert_int_equal(yz_store_tx_depth(f->s), 1);
+  assert_int_equal(yz_store_tx_commit(f->s), YZ_OK);
+  assert_int_equal(yz_store_tx_depth(f->s), 0);
+  /* Another writer holds the lock: the first statement fails (after the
+  ** busy timeout), and so does the next; nothing is written. */
+  yz_store *other;
+  char err[512];
+  assert_int_equal(yz_store_open(&other, f->path, err, sizeof err), YZ_OK);
+  assert_int_equal(yz_store_tx_begin(other), YZ_OK);
+  assert_int_equal(yz_store_tx_begin_lazy(f->s), YZ_OK);
+  yz_value one = {.type = YZ_INT, .i = 1};
+  assert_int_not_equal(
+      yz_store_exec(f->s, NULL, "INSERT INTO t VALUES (?)", &one, 1), YZ_OK);
+  assert_int_equal(yz_store_tx_rollback(other), YZ_OK);
+  yz_store_close(other);
+  /* Free again: the statement runs inside the transaction it was owed, and
+  ** a rollback undoes it. */
+  assert_int_equal(
+      yz_store_exec(f->s, NULL, "INSERT INTO t VALUES (?)", &one, 1), YZ_OK);
+  assert_int_equal(yz_store_tx_rollback(f->s), YZ_OK);
+  assert_int_equal(tu_int(f->s, "SELECT count(*) FROM t"), 0);
+}
+
 static void key_values_round_trip_per_plugin(void **state) {
   fixture *f = *state;
   char *v = NULL;
@@ -307,6 +339,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(a_backup_is_a_private_consistent_copy,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_lazy_transaction_never_runs_statements_outside_it, setup, teardown),
       cmocka_unit_test_setup_teardown(the_authorizer_confines_a_plugin, setup,
                                       teardown),
   };
