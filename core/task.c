@@ -147,10 +147,13 @@ static void finish(yz_host *h, yz_task *t, int ok, const char *err) {
   unlink_task(h, t);
   /* A wait left behind (it cannot normally be) must not outlive the task. */
   if (t->wait && t->unwait) t->unwait(h, t);
-  if (t->tolerant && !ok)
+  if (t->p->state == YZ_PS_QUARANTINED) {
+    /* Already out: its recorded error stays the one that put it there. */
+  } else if (t->tolerant && !ok) {
     yz_logf(&h->log, YZ_LOG_WARN, t->p->name, "%s failed: %s", t->what, err);
-  else
+  } else {
     yz_plugin_outcome(t->p, t->what, ok ? NULL : err);
+  }
   if (t->done) t->done(h, t, ok, err); /* results still on t->co */
   lua_settop(t->co, 0);
   luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
