@@ -143,6 +143,23 @@ int yz_buf_addf(yz_buf *b, const char *fmt, ...) {
   return rc;
 }
 
+int yz_buf_add_json_str(yz_buf *b, const char *s) {
+  if (!s) return yz_buf_adds(b, "null");
+  int rc = yz_buf_addc(b, '"');
+  for (; *s && rc == YZ_OK; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      yz_buf_addc(b, '\\');
+      rc = yz_buf_addc(b, (char)c);
+    } else if (c < 0x20) {
+      rc = yz_buf_addf(b, "\\u%04x", c);
+    } else {
+      rc = yz_buf_addc(b, (char)c);
+    }
+  }
+  return rc == YZ_OK ? yz_buf_addc(b, '"') : rc;
+}
+
 const char *yz_buf_str(const yz_buf *b) {
   return b->data ? b->data : "";
 }

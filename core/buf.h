@@ -28,6 +28,9 @@ int yz_buf_addc(yz_buf *b, char c);
 int yz_buf_addf(yz_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int yz_buf_vaddf(yz_buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string (quotes, backslashes and control characters
+** escaped; other bytes as they are), or null for NULL. */
+int yz_buf_add_json_str(yz_buf *b, const char *s);
 /* Returns the contents as a C string ("" when empty); the buffer owns it. */
 const char *yz_buf_str(const yz_buf *b);
 

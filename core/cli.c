@@ -61,18 +61,13 @@ static yz_host *open_host(const char *dir) {
   return h;
 }
 
-/* Writes s as a JSON string. */
+/* Writes s as a JSON string (null for NULL). */
 static void put_json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; s && *s; s++) {
-    if (*s == '"' || *s == '\\')
-      fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20)
-      fprintf(f, "\\u%04x", *s);
-    else
-      fputc(*s, f);
-  }
-  fputc('"', f);
+  yz_buf b;
+  yz_buf_init(&b, (size_t)-1);
+  yz_buf_add_json_str(&b, s);
+  fputs(yz_buf_str(&b), f);
+  yz_buf_free(&b);
 }
 
 static int wants_help(int argc, char **argv) {
@@ -1054,16 +1049,9 @@ static void flush_capture(FILE *cap, char **buf, size_t *len, int json,
     if (p) sscanf(p + 8, "%127[^ ]", plugin);
     if (!only || strcmp(plugin, only) == 0) {
       if (json) {
-        fputs("{\"log\":\"", stdout);
-        for (const char *c = line; *c; c++) {
-          if (*c == '"' || *c == '\\')
-            printf("\\%c", *c);
-          else if ((unsigned char)*c < 0x20)
-            printf("\\u%04x", *c);
-          else
-            putchar(*c);
-        }
-        fputs("\"}\n", stdout);
+        fputs("{\"log\":", stdout);
+        put_json_str(stdout, line);
+        fputs("}\n", stdout);
       } else {
         printf("    %s\n", line);
       }

@@ -17,36 +17,19 @@
 ** included (an HTTP request may take 120 s at most). */
 #define SEND_DEADLINE_MS (300 * 1000LL)
 
-/* Appends s as a JSON string. */
-static void json_str(yz_buf *b, const char *s) {
-  if (!s) {
-    yz_buf_adds(b, "null");
-    return;
-  }
-  yz_buf_addc(b, '"');
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      yz_buf_addc(b, '\\');
-      yz_buf_addc(b, (char)c);
-    } else if (c < 0x20) {
-      yz_buf_addf(b, "\\u%04x", c);
-    } else {
-      yz_buf_addc(b, (char)c);
-    }
-  }
-  yz_buf_addc(b, '"');
-}
-
 /* A message's state change, durable now: published as message.<state>. */
 static void on_outcome(void *ud, const yz_msg *m) {
   yz_host *h = ud;
   char topic[64];
   yz_fmt(topic, sizeof topic, "message.%s", m->state);
-  if (strcmp(m->state, "dead") == 0) {
-    char subject[64], masked[32];
+  int dead = strcmp(m->state, "dead") == 0;
+  int wanted = yz_bus_wanted(h->bus, topic);
+  if (!dead && !wanted) return; /* the common case: a sent message */
+  char masked[32];
+  yz_phone_mask(m->to, masked, sizeof masked);
+  if (dead) {
+    char subject[64];
     yz_fmt(subject, sizeof subject, "message %lld", (long long)m->id);
-    yz_phone_mask(m->to, masked, sizeof masked);
     const char *kv[] = {"id",   subject + 8, "key",      m->key,     "to",
                         masked, "channel",   m->channel, "attempts", NULL};
     char att[16];
@@ -56,28 +39,26 @@ static void on_outcome(void *ud, const yz_msg *m) {
                  m->last_error ? m->last_error : "message is dead", kv, 5);
     yz_host_audit(h, "core", "message.dead", subject, m->last_error);
   }
-  if (!yz_bus_wanted(h->bus, topic)) return;
+  if (!wanted) return;
   yz_buf b;
-  char masked[32];
-  yz_phone_mask(m->to, masked, sizeof masked);
   yz_buf_init(&b, 64 * 1024);
   yz_buf_addf(&b, "{\"id\":%lld,\"key\":", (long long)m->id);
-  json_str(&b, m->key);
+  yz_buf_add_json_str(&b, m->key);
   yz_buf_adds(&b, ",\"channel\":");
-  json_str(&b, m->channel);
+  yz_buf_add_json_str(&b, m->channel);
   yz_buf_adds(&b, ",\"to\":");
-  json_str(&b, masked);
+  yz_buf_add_json_str(&b, masked);
   yz_buf_adds(&b, ",\"state\":");
-  json_str(&b, m->state);
+  yz_buf_add_json_str(&b, m->state);
   yz_buf_addf(&b, ",\"attempts\":%d,\"parts\":%d", m->attempts, m->parts);
   yz_buf_adds(&b, ",\"plugin\":");
-  json_str(&b, m->plugin);
+  yz_buf_add_json_str(&b, m->plugin);
   yz_buf_adds(&b, ",\"job\":");
-  json_str(&b, m->job);
+  yz_buf_add_json_str(&b, m->job);
   yz_buf_adds(&b, ",\"error\":");
-  json_str(&b, m->last_error);
+  yz_buf_add_json_str(&b, m->last_error);
   yz_buf_adds(&b, ",\"gateway_id\":");
-  json_str(&b, m->gateway_id);
+  yz_buf_add_json_str(&b, m->gateway_id);
   yz_buf_adds(&b, "}");
   yz_bus_publish(h->bus, topic, yz_buf_str(&b), b.len, "core");
   yz_buf_free(&b);
@@ -136,10 +117,6 @@ void yz_deliver_close(yz_host *h) {
   yz_http_free(h->http);
   for (int i = 0; i < h->nchannels; i++) free(h->channels[i].name);
   free(h->channels);
-  for (int i = 0; i < h->nunserved; i++) free(h->unserved[i]);
-  free(h->unserved);
-  h->unserved = NULL;
-  h->nunserved = 0;
   h->channels = NULL;
   h->nchannels = 0;
   h->outbox = NULL;
@@ -179,7 +156,6 @@ int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
   }
   c->p = p;
   c->send_ref = send_ref;
-  c->warned = 0;
   return YZ_OK;
 }
 
@@ -219,10 +195,6 @@ void yz_deliver_started(yz_host *h, int started) {
   }
   yz_outbox_set_channels(h->outbox, r, n, h->cfg->timezone);
   free(r);
-  for (int i = 0; i < h->nunserved; i++) free(h->unserved[i]);
-  free(h->unserved);
-  h->unserved = NULL;
-  h->nunserved = 0;
 }
 
 /* ------------------------------------------------------------- events */
@@ -412,23 +384,12 @@ void yz_deliver_task_drop(yz_host *h, yz_task *t) {
   }
 }
 
-/* Whether "no plugin delivers it" was logged for a channel already (once
-** per start: its messages wait in the queue meanwhile). */
-static int warned_once(yz_host *h, const char *name) {
-  for (int i = 0; i < h->nunserved; i++)
-    if (strcmp(h->unserved[i], name) == 0) return 1;
-  h->unserved = yz_xrealloc(h->unserved,
-                            sizeof *h->unserved * (size_t)(h->nunserved + 1));
-  h->unserved[h->nunserved++] = yz_strdup(name);
-  return 0;
-}
-
 static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
   yz_channel *c = find_channel(h, r->name);
   int served = h->capture || (c && c->p->state == YZ_PS_OK);
-  yz_outbox_pause(h->outbox, r->name, !served);
+  int was_paused = yz_outbox_pause(h->outbox, r->name, !served);
   if (!served) {
-    if (!warned_once(h, r->name))
+    if (!was_paused) /* said once each time it stops being delivered */
       yz_logf(&h->log, YZ_LOG_WARN, NULL,
               "no healthy plugin delivers channel '%s' (is plugin '%s' "
               "enabled and started?); its messages wait",

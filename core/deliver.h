@@ -18,7 +18,6 @@ typedef struct yz_channel {
   char *name;   /* the channel */
   yz_plugin *p; /* the plugin that delivers it */
   int send_ref; /* p's registry reference to send(msg) */
-  int warned;   /* "no plugin delivers it" was logged */
 } yz_channel;
 
 /* Creates the bus, outbox and HTTP handle of a host being opened. */

@@ -43,8 +43,6 @@ typedef struct yz_host {
   int nchannels;               /* entries in channels */
   char **allow;                /* "plugin\nhost[:port]" pairs http may reach */
   int nallow;                  /* entries in allow */
-  char **unserved;             /* channels warned of having no plugin */
-  int nunserved;               /* entries in unserved */
   /* When set (simulate, yizhan test), messages are handed here instead of
   ** to their channel and count as sent. */
   void (*capture)(struct yz_host *h, const yz_msg *m, void *ud);

@@ -275,18 +275,7 @@ static void capture(yz_host *h, const yz_msg *m, void *ud) {
     c->sentcap = c->sentcap ? c->sentcap * 2 : 16;
     c->sent = yz_xrealloc(c->sent, sizeof *c->sent * (size_t)c->sentcap);
   }
-  yz_msg *copy = yz_xcalloc(1, sizeof *copy);
-  *copy = *m;
-  copy->key = yz_strdup(m->key);
-  copy->channel = yz_strdup(m->channel);
-  copy->to = yz_strdup(m->to);
-  copy->text = yz_strdup(m->text);
-  copy->meta = NULL;
-  copy->plugin = yz_strdup(m->plugin);
-  copy->job = yz_strdup(m->job);
-  copy->state = NULL;
-  copy->gateway_id = NULL;
-  copy->last_error = NULL;
+  yz_msg *copy = yz_msg_copy(m);
   copy->sent_ms = yz_clock_now_ms(&c->h->clock);
   c->sent[c->nsent++] = copy;
 }

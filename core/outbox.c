@@ -84,6 +84,22 @@ void yz_msg_free(yz_msg *m) {
   free(m);
 }
 
+yz_msg *yz_msg_copy(const yz_msg *m) {
+  yz_msg *c = yz_xmalloc(sizeof *c);
+  *c = *m;
+  c->key = yz_strdup(m->key);
+  c->channel = yz_strdup(m->channel);
+  c->to = yz_strdup(m->to);
+  c->text = yz_strdup(m->text);
+  c->meta = yz_strdup(m->meta);
+  c->plugin = yz_strdup(m->plugin);
+  c->job = yz_strdup(m->job);
+  c->state = yz_strdup(m->state);
+  c->gateway_id = yz_strdup(m->gateway_id);
+  c->last_error = yz_strdup(m->last_error);
+  return c;
+}
+
 static void set_str(char **dst, const char *s) {
   free(*dst);
   *dst = yz_strdup(s);
@@ -150,7 +166,6 @@ void yz_outbox_set_channels(yz_outbox *ob, const yz_chan_rules *rules, int n,
     for (int j = 0; j < nold; j++)
       if (strcmp(old[j].r.name, rules[i].name) == 0) {
         fresh[i].in_flight = old[j].in_flight;
-        fresh[i].paused = old[j].paused;
         if (old[j].r.tps == rules[i].tps) {
           fresh[i].tokens = old[j].tokens;
           fresh[i].refill = old[j].refill;
@@ -738,32 +753,29 @@ int yz_outbox_in_flight(const yz_outbox *ob, const char *ch) {
 
 /* ------------------------------------------------------------- the CLI */
 
-int yz_outbox_get(yz_outbox *ob, int64_t id, yz_msg **out) {
+/* The message whose column 'col' (id or key) is v. */
+static int load_msg(yz_outbox *ob, const char *sql, const yz_value *v,
+                    yz_msg **out) {
   *out = NULL;
   yz_stmt *st;
-  int rc = yz_store_prepare(
-      ob->store, NULL, "SELECT " MSG_COLUMNS " FROM yz_outbox WHERE id = ?",
-      &st);
+  int rc = yz_store_prepare(ob->store, NULL, sql, &st);
   if (rc != YZ_OK) return rc;
-  yz_value v = {.type = YZ_INT, .i = id};
-  yz_stmt_bind(st, 1, &v);
+  yz_stmt_bind(st, 1, v);
   if (yz_stmt_step(st) == YZ_ROW) *out = read_msg(st);
   yz_stmt_release(st);
   return *out ? YZ_OK : YZ_ENOTFOUND;
 }
 
+int yz_outbox_get(yz_outbox *ob, int64_t id, yz_msg **out) {
+  yz_value v = {.type = YZ_INT, .i = id};
+  return load_msg(ob, "SELECT " MSG_COLUMNS " FROM yz_outbox WHERE id = ?", &v,
+                  out);
+}
+
 int yz_outbox_get_key(yz_outbox *ob, const char *key, yz_msg **out) {
-  *out = NULL;
-  yz_stmt *st;
-  int rc = yz_store_prepare(
-      ob->store, NULL, "SELECT " MSG_COLUMNS " FROM yz_outbox WHERE key = ?",
-      &st);
-  if (rc != YZ_OK) return rc;
   yz_value v = {.type = YZ_TEXT, .s = key, .n = strlen(key)};
-  yz_stmt_bind(st, 1, &v);
-  if (yz_stmt_step(st) == YZ_ROW) *out = read_msg(st);
-  yz_stmt_release(st);
-  return *out ? YZ_OK : YZ_ENOTFOUND;
+  return load_msg(ob, "SELECT " MSG_COLUMNS " FROM yz_outbox WHERE key = ?", &v,
+                  out);
 }
 
 int yz_outbox_requeue(yz_outbox *ob, int64_t id, char *err, size_t errlen) {
@@ -834,9 +846,12 @@ int yz_outbox_due_now(yz_outbox *ob) {
   return 0;
 }
 
-void yz_outbox_pause(yz_outbox *ob, const char *ch, int paused) {
+int yz_outbox_pause(yz_outbox *ob, const char *ch, int paused) {
   chan *c = find_chan(ob, ch);
-  if (c) c->paused = paused;
+  if (!c) return 0;
+  int was = c->paused;
+  c->paused = paused;
+  return was;
 }
 
 void yz_outbox_forget_counts(yz_outbox *ob) {

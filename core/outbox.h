@@ -71,6 +71,8 @@ typedef struct yz_msg {
 } yz_msg;
 
 void yz_msg_free(yz_msg *m);
+/* A deep copy. */
+yz_msg *yz_msg_copy(const yz_msg *m);
 
 /* How one attempt ended, as the channel says. */
 typedef enum {
@@ -151,8 +153,9 @@ int yz_outbox_get_key(yz_outbox *ob, const char *key, yz_msg **out);
 int yz_outbox_due_now(yz_outbox *ob);
 /* Pauses a channel (nothing delivers it: its plugin is missing or not
 ** healthy) or resumes it. A paused channel's messages wait, and do not
-** count for yz_outbox_next_wake. */
-void yz_outbox_pause(yz_outbox *ob, const char *ch, int paused);
+** count for yz_outbox_next_wake. Returns whether it was paused before
+** (new rules, at start and reload, begin unpaused). */
+int yz_outbox_pause(yz_outbox *ob, const char *ch, int paused);
 /* Forgets the daily counts (they are read again from the table): after a
 ** rollback took sends away. */
 void yz_outbox_forget_counts(yz_outbox *ob);

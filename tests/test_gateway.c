@@ -23,10 +23,7 @@ typedef struct fixture {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
-  f->dir = tu_datadir(NULL);
-  tu_write(f->dir, "plugins/bulk.lua",
-           "return { name = 'bulk', version = '1', access = { send = true } "
-           "}\n");
+  f->dir = tu_bulk_datadir();
   *state = f;
   return 0;
 }

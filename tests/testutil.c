@@ -182,6 +182,14 @@ static pid_t spawn_yizhan(const char *const *args, const char *outp,
   return pid;
 }
 
+char *tu_bulk_datadir(void) {
+  char *dir = tu_datadir(NULL);
+  tu_write(dir, "plugins/bulk.lua",
+           "return { name = 'bulk', version = '1', access = { send = true } "
+           "}\n");
+  return dir;
+}
+
 tu_run tu_yizhan(const char *const *args) {
   tu_run r = {0};
   char *dir = tu_tmpdir();

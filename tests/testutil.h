@@ -27,6 +27,9 @@ char *tu_read(const char *path);
 /* A data directory: dir/yizhan.conf.lua with 'config' (NULL: empty), and
 ** dir/plugins/. Returns the malloc'd directory path. */
 char *tu_datadir(const char *config);
+/* A data directory (no configuration yet) with a plugin 'bulk' that may
+** send, for queuing many messages with 'yizhan eval bulk ...'. */
+char *tu_bulk_datadir(void);
 /* Opens a host on dir, failing the test if it cannot. Logs go to a file
 ** (dir/log.txt) so test output stays readable. */
 yz_host *tu_host(const char *dir);
