@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "buf.h"
 #include "deliver.h"
 #include "host.h"
@@ -582,8 +584,80 @@ static int wait_outcome(const char *dir, yz_host *h, int64_t id, int timeout) {
   return status;
 }
 
+#define CLI_PARAMS_MAX 32
+
+typedef struct cli_params {
+  char *names[CLI_PARAMS_MAX], *values[CLI_PARAMS_MAX];
+  int n;
+} cli_params;
+
+static void cli_params_free(cli_params *cp) {
+  for (int i = 0; i < cp->n; i++) {
+    free(cp->names[i]);
+    free(cp->values[i]);
+  }
+  cp->n = 0;
+}
+
+/* --params: a JSON object ('{"child":"张*明","month":"10"}') or
+** name=value pairs joined by ','. Returns 0, or -1 with err set. */
+static int parse_cli_params(const char *s, cli_params *cp, char *err,
+                            size_t errlen) {
+  cp->n = 0;
+  while (*s == ' ') s++;
+  if (*s == '{') {
+    cJSON *j = cJSON_Parse(s);
+    if (!j || !cJSON_IsObject(j)) {
+      cJSON_Delete(j);
+      yz_fmt(err, errlen, "--params is not a JSON object");
+      return -1;
+    }
+    for (cJSON *it = j->child; it; it = it->next) {
+      if (cp->n == CLI_PARAMS_MAX) break;
+      char num[64];
+      const char *val = NULL;
+      if (cJSON_IsString(it)) {
+        val = it->valuestring;
+      } else if (cJSON_IsNumber(it)) {
+        yz_fmt(num, sizeof num, "%.15g", it->valuedouble);
+        val = num;
+      } else {
+        yz_fmt(err, errlen, "--params: '%s' must be a string or a number",
+               it->string);
+        cJSON_Delete(j);
+        cli_params_free(cp);
+        return -1;
+      }
+      cp->names[cp->n] = yz_strdup(it->string);
+      cp->values[cp->n++] = yz_strdup(val);
+    }
+    cJSON_Delete(j);
+    return 0;
+  }
+  char *copy = yz_strdup(s), *save = NULL;
+  for (char *tok = strtok_r(copy, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq || eq == tok || cp->n == CLI_PARAMS_MAX) {
+      yz_fmt(err, errlen,
+             "--params wants name=value[,name=value...] or a JSON object, "
+             "got '%s'",
+             tok);
+      free(copy);
+      cli_params_free(cp);
+      return -1;
+    }
+    *eq = 0;
+    cp->names[cp->n] = yz_strdup(tok);
+    cp->values[cp->n++] = yz_strdup(eq + 1);
+  }
+  free(copy);
+  return 0;
+}
+
 static int cmd_send(const char *dir, int argc, char **argv) {
   const char *to = NULL, *text = NULL, *channel = NULL, *key = NULL, *v;
+  const char *tpl = NULL, *params = NULL;
   int wait = 0, timeout = 60;
   for (int i = 1; i < argc; i++) {
     if ((v = opt_value(argc, argv, &i, "--to")))
@@ -594,31 +668,60 @@ static int cmd_send(const char *dir, int argc, char **argv) {
       channel = v;
     else if ((v = opt_value(argc, argv, &i, "--key")))
       key = v;
+    else if ((v = opt_value(argc, argv, &i, "--template")))
+      tpl = v;
+    else if ((v = opt_value(argc, argv, &i, "--params")))
+      params = v;
     else if ((v = opt_value(argc, argv, &i, "--timeout")))
       timeout = atoi(v);
     else if (strcmp(argv[i], "--wait") == 0)
       wait = 1;
     else
       return usage_error(
-          "usage: yizhan send --to NUMBER --text TEXT [--channel C] "
-          "[--key K] [--wait [--timeout S]]");
+          "usage: yizhan send --to NUMBER (--text TEXT | --template T "
+          "[--params P]) [--channel C] [--key K] [--wait [--timeout S]]");
   }
-  if (!to || !text)
-    return usage_error("send needs --to NUMBER and --text TEXT");
+  if (!to || (!text == !tpl))
+    return usage_error(
+        "send needs --to NUMBER and either --text TEXT or --template NAME");
+  if (params && !tpl) return usage_error("--params goes with --template");
   if (timeout <= 0) return usage_error("--timeout wants seconds above 0");
   yz_host *h = open_host(dir);
   if (!h) return EXIT_FAIL;
   yz_deliver_started(h, 0);
   char err[1024], num[32];
   yz_msg_in in;
-  if (yz_deliver_check(h, to, text, channel, &in, num, sizeof num, err,
-                       sizeof err) != YZ_OK) {
+  yz_buf rendered, pjson;
+  yz_buf_init(&rendered, 64 * 1024);
+  yz_buf_init(&pjson, 64 * 1024);
+  int rc = YZ_OK;
+  if (tpl) {
+    cli_params cp = {0};
+    if (params && parse_cli_params(params, &cp, err, sizeof err) != 0) {
+      rc = YZ_EUSAGE;
+    } else {
+      rc = yz_deliver_render(h, tpl, (const char *const *)cp.names,
+                             (const char *const *)cp.values, cp.n, &rendered,
+                             &pjson, err, sizeof err);
+      cli_params_free(&cp);
+    }
+    text = yz_buf_str(&rendered);
+  }
+  if (rc == YZ_OK)
+    rc = yz_deliver_check(h, to, text, tpl, channel, &in, num, sizeof num, err,
+                          sizeof err);
+  if (rc != YZ_OK) {
     fprintf(stderr, "yizhan: send: %s\n", err);
+    yz_buf_free(&rendered);
+    yz_buf_free(&pjson);
     yz_host_close(h);
     return EXIT_USAGE;
   }
+  if (tpl) in.params = yz_buf_str(&pjson);
   if (key && (!*key || strlen(key) > 200)) {
     fprintf(stderr, "yizhan: send: --key must be 1 to 200 bytes\n");
+    yz_buf_free(&rendered);
+    yz_buf_free(&pjson);
     yz_host_close(h);
     return EXIT_USAGE;
   }
@@ -626,8 +729,10 @@ static int cmd_send(const char *dir, int argc, char **argv) {
   in.plugin = "cli";
   int64_t id;
   int existed;
-  if (yz_outbox_enqueue(h->outbox, &in, &id, &existed, err, sizeof err) !=
-      YZ_OK) {
+  rc = yz_outbox_enqueue(h->outbox, &in, &id, &existed, err, sizeof err);
+  yz_buf_free(&rendered);
+  yz_buf_free(&pjson);
+  if (rc != YZ_OK) {
     fprintf(stderr, "yizhan: send: %s\n", err);
     yz_host_close(h);
     return EXIT_FAIL;

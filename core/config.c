@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "http.h"
+#include "phone.h"
 #include "sandbox.h"
 #include "yz.h"
 
@@ -700,10 +701,258 @@ static int check_quiet(check_ctx *k, int idx, const char *path, int *on,
 }
 
 static const char *const channel_keys[] = {
-    "type",      "tps",          "max_in_flight", "quiet_hours",
-    "daily_cap", "max_attempts", "retry_base",    "retry_cap",
-    "max_parts", "insecure",     "url",           "path",
-    NULL};
+    "type",         "tps",        "max_in_flight", "quiet_hours", "daily_cap",
+    "max_attempts", "retry_base", "retry_cap",     "max_parts",   "insecure",
+    "url",          "path",       "templates",     NULL};
+
+/* ------------------------------------------------------------- templates */
+
+static int is_ident_char(char ch, int first) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+         (!first && ch >= '0' && ch <= '9');
+}
+
+static int tpl_has_param(const yz_template *t, const char *name) {
+  for (int i = 0; i < t->nparams; i++)
+    if (strcmp(t->params[i], name) == 0) return 1;
+  return 0;
+}
+
+/* Finds the {{name}} placeholders of t->text. */
+static int parse_template(check_ctx *k, const char *path, yz_template *t) {
+  const char *s = t->text;
+  while ((s = strstr(s, "{{")) != NULL) {
+    const char *b = s + 2, *e = b;
+    while (is_ident_char(*e, e == b)) e++;
+    if (e == b || strncmp(e, "}}", 2) != 0)
+      return fail(k, path,
+                  "a placeholder is {{name}} (letters, digits and '_'), got "
+                  "'%.20s'",
+                  s);
+    char name[64];
+    if ((size_t)(e - b) >= sizeof name)
+      return fail(k, path, "placeholder name too long: '%.20s'", b);
+    memcpy(name, b, (size_t)(e - b));
+    name[e - b] = 0;
+    if (!tpl_has_param(t, name)) {
+      t->params =
+          yz_xrealloc(t->params, sizeof *t->params * (size_t)(t->nparams + 1));
+      t->params[t->nparams++] = yz_strdup(name);
+    }
+    s = e + 2;
+  }
+  return 0;
+}
+
+static int cmp_template(const void *a, const void *b) {
+  return strcmp(((const yz_template *)a)->name, ((const yz_template *)b)->name);
+}
+
+static int check_templates(check_ctx *k, int idx) {
+  lua_State *L = k->L;
+  yz_config *c = k->c;
+  if (!lua_istable(L, idx))
+    return fail(k, "templates",
+                "expected a table of name = \"text with {{params}}\", got %s",
+                type_of(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    char path[300];
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        !valid_plugin_name(lua_tostring(L, -2))) {
+      lua_pop(L, 2);
+      return fail(k, "templates",
+                  "template names are lower-case letters, digits and '_', "
+                  "starting with a letter");
+    }
+    yz_fmt(path, sizeof path, "templates.%s", lua_tostring(L, -2));
+    c->templates = yz_xrealloc(
+        c->templates, sizeof *c->templates * (size_t)(c->ntemplates + 1));
+    yz_template *t = &c->templates[c->ntemplates++];
+    memset(t, 0, sizeof *t);
+    t->name = yz_strdup(lua_tostring(L, -2));
+    if (want_string(k, -1, path, &t->text) || parse_template(k, path, t)) {
+      lua_settop(L, idx);
+      return 1;
+    }
+    yz_sms_count cnt;
+    if (!t->text[0] ||
+        yz_sms_count_text(t->text, strlen(t->text), &cnt) != YZ_OK) {
+      lua_settop(L, idx);
+      return fail(k, path, "expected non-empty UTF-8 text");
+    }
+    lua_pop(L, 1);
+  }
+  if (c->ntemplates > 1)
+    qsort(c->templates, (size_t)c->ntemplates, sizeof *c->templates,
+          cmp_template);
+  return 0;
+}
+
+static void free_strs(char **v, int n) {
+  for (int i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* The names of the defined templates, for messages. */
+static void template_names(const yz_config *c, char *dst, size_t n) {
+  yz_buf b;
+  yz_buf_init(&b, 4096);
+  for (int i = 0; i < c->ntemplates; i++)
+    yz_buf_addf(&b, "%s%s", i ? ", " : "", c->templates[i].name);
+  yz_fmt(dst, n, "%s", b.len ? yz_buf_str(&b) : "none");
+  yz_buf_free(&b);
+}
+
+/* One entry of a channel's templates map, on top: "CODE" or { code =
+** "CODE", params = { "a", "b" } }. */
+static int check_tpl_entry(check_ctx *k, const char *path, const yz_template *t,
+                           yz_tpl_map *m) {
+  lua_State *L = k->L;
+  int e = lua_gettop(L);
+  char sub[400];
+  if (lua_type(L, e) == LUA_TSTRING) {
+    m->code = yz_strdup(lua_tostring(L, e));
+  } else if (lua_istable(L, e)) {
+    lua_pushnil(L);
+    while (lua_next(L, e)) {
+      lua_pop(L, 1);
+      const char *key =
+          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+      if (strcmp(key, "code") != 0 && strcmp(key, "params") != 0) {
+        yz_fmt(sub, sizeof sub, "%s.%s", path, key);
+        lua_pop(L, 1);
+        return fail(k, sub, "unknown key (expected code and params)");
+      }
+    }
+    yz_fmt(sub, sizeof sub, "%s.code", path);
+    if (lua_getfield(L, e, "code") == LUA_TNIL)
+      return fail(k, sub, "missing: the provider's template code");
+    if (want_string(k, -1, sub, &m->code)) return 1;
+    lua_pop(L, 1);
+    yz_fmt(sub, sizeof sub, "%s.params", path);
+    if (lua_getfield(L, e, "params") != LUA_TNIL) {
+      if (!lua_istable(L, -1))
+        return fail(k, sub, "expected a list of parameter names, got %s",
+                    type_of(L, -1));
+      lua_Integer n = luaL_len(L, -1);
+      m->params = yz_xcalloc((size_t)n + 1, sizeof *m->params);
+      for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -1, i);
+        if (want_string(k, -1, sub, &m->params[m->nparams])) return 1;
+        const char *pn = m->params[m->nparams++];
+        lua_pop(L, 1);
+        if (!tpl_has_param(t, pn))
+          return fail(k, sub,
+                      "'%s' is not a parameter of template '%s' (its text "
+                      "has no {{%s}})",
+                      pn, t->name, pn);
+        for (int j = 0; j < m->nparams - 1; j++)
+          if (strcmp(m->params[j], pn) == 0)
+            return fail(k, sub, "'%s' is listed twice", pn);
+      }
+      for (int j = 0; j < t->nparams; j++) {
+        int found = 0;
+        for (int i = 0; i < m->nparams && !found; i++)
+          found = strcmp(m->params[i], t->params[j]) == 0;
+        if (!found)
+          return fail(k, sub,
+                      "'%s' is missing: the provider's template must carry "
+                      "every parameter of the local text, or the preview "
+                      "would say what the SMS does not",
+                      t->params[j]);
+      }
+    }
+    lua_pop(L, 1);
+  } else {
+    return fail(k, path,
+                "expected the provider's template code, or { code = ..., "
+                "params = { ... } }, got %s",
+                type_of(L, e));
+  }
+  if (!m->code[0]) return fail(k, path, "the template code is empty");
+  if (!m->params) { /* the local text's order */
+    m->params = yz_xcalloc((size_t)t->nparams + 1, sizeof *m->params);
+    for (int i = 0; i < t->nparams; i++)
+      m->params[m->nparams++] = yz_strdup(t->params[i]);
+  }
+  return 0;
+}
+
+/* A channel's 'templates' map, on top of the stack. */
+static int check_channel_templates(check_ctx *k, const char *path,
+                                   yz_chan_conf *cc) {
+  lua_State *L = k->L;
+  int t = lua_gettop(L);
+  char sub[400], names[1024];
+  if (!lua_istable(L, t))
+    return fail(k, path,
+                "expected a table of template = \"provider code\", got %s",
+                type_of(L, t));
+  cc->templates_only = 1;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    const char *name =
+        lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    yz_fmt(sub, sizeof sub, "%s.%s", path, name);
+    const yz_template *tp = yz_config_template_named(k->c, name);
+    if (!tp) {
+      template_names(k->c, names, sizeof names);
+      lua_settop(L, t);
+      return fail(k, sub,
+                  "no template '%s' in the top-level 'templates' table "
+                  "(defined: %s)",
+                  name, names);
+    }
+    cc->tpls =
+        yz_xrealloc(cc->tpls, sizeof *cc->tpls * (size_t)(cc->ntpls + 1));
+    yz_tpl_map *m = &cc->tpls[cc->ntpls++];
+    memset(m, 0, sizeof *m);
+    m->name = yz_strdup(name);
+    if (check_tpl_entry(k, sub, tp, m)) {
+      lua_settop(L, t);
+      return 1;
+    }
+    lua_settop(L, t + 1);
+  }
+  /* A template a policy may use but the provider cannot send would fail
+  ** at 9 a.m. on the 1st: refuse it now. */
+  for (int i = 0; i < k->c->ntemplates; i++)
+    if (!yz_config_tpl_map(cc, k->c->templates[i].name))
+      return fail(k, path,
+                  "template '%s' has no entry: a channel that sends only "
+                  "approved templates needs the provider's code of each "
+                  "(add %s = \"...\")",
+                  k->c->templates[i].name, k->c->templates[i].name);
+  return 0;
+}
+
+const yz_template *yz_config_template_named(const yz_config *c,
+                                            const char *name) {
+  for (int i = 0; name && i < c->ntemplates; i++)
+    if (strcmp(c->templates[i].name, name) == 0) return &c->templates[i];
+  return NULL;
+}
+
+const yz_tpl_map *yz_config_tpl_map(const yz_chan_conf *cc, const char *name) {
+  for (int i = 0; name && i < cc->ntpls; i++)
+    if (strcmp(cc->tpls[i].name, name) == 0) return &cc->tpls[i];
+  return NULL;
+}
+
+int yz_config_key_is_secret(const char *key) {
+  return strstr(key, "secret") || strstr(key, "password") ||
+         strstr(key, "token");
+}
+
+/* Whether the string on top came from the environment through env(). */
+static int from_env(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "yz.env_values");
+  lua_pushvalue(L, -2);
+  int yes = lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return yes;
+}
 
 static int want_bool(check_ctx *k, int idx, const char *path, int *dst) {
   if (lua_type(k->L, idx) != LUA_TBOOLEAN)
@@ -834,6 +1083,26 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
       want_string(k, -1, sub, &cc->path))
     return 1;
   lua_pop(L, 1);
+  yz_fmt(sub, sizeof sub, "%s.templates", path);
+  if (lua_getfield(L, t, "templates") != LUA_TNIL &&
+      check_channel_templates(k, sub, cc))
+    return 1;
+  lua_pop(L, 1);
+  /* Secrets come from the environment: a config file gets copied, mailed
+  ** and backed up. */
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
+        strstr(lua_tostring(L, -2), "secret") && !from_env(L)) {
+      yz_fmt(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
+      lua_settop(L, t);
+      return fail(k, sub,
+                  "a secret must come from the environment: write "
+                  "env(\"NAME\") and set NAME where yizhan runs, not the "
+                  "secret itself");
+    }
+    lua_pop(L, 1);
+  }
   return 0;
 }
 
@@ -939,9 +1208,9 @@ static int check_http_hosts(check_ctx *k, int idx) {
 }
 
 static const char *const top_keys[] = {
-    "timezone",    "database",      "log_level",  "plugin_path",
-    "limits",      "plugin_limits", "plugins",    "calendar",
-    "quiet_hours", "channels",      "http_hosts", NULL};
+    "timezone",      "database",  "log_level", "plugin_path", "limits",
+    "plugin_limits", "plugins",   "calendar",  "quiet_hours", "channels",
+    "http_hosts",    "templates", NULL};
 
 static int check_all(check_ctx *k, int env) {
   lua_State *L = k->L;
@@ -1026,6 +1295,10 @@ static int check_all(check_ctx *k, int env) {
                   &c->quiet_to))
     return 1;
   lua_pop(L, 1);
+  if (lua_getfield(L, env, "templates") != LUA_TNIL &&
+      check_templates(k, lua_gettop(L)))
+    return 1;
+  lua_pop(L, 1);
   if (lua_getfield(L, env, "channels") != LUA_TNIL &&
       check_channels(k, lua_gettop(L)))
     return 1;
@@ -1043,6 +1316,18 @@ static int lua_env(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const char *v = getenv(name);
   if (v) {
+    /* Remembered, so secrets can be told apart from values written in
+    ** the file. */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "yz.env_values") != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, LUA_REGISTRYINDEX, "yz.env_values");
+    }
+    lua_pushstring(L, v);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     lua_pushstring(L, v);
     return 1;
   }
@@ -1163,7 +1448,19 @@ void yz_config_free(yz_config *c) {
     free(c->channels[i].rules.type);
     free(c->channels[i].url);
     free(c->channels[i].path);
+    for (int j = 0; j < c->channels[i].ntpls; j++) {
+      free(c->channels[i].tpls[j].name);
+      free(c->channels[i].tpls[j].code);
+      free_strs(c->channels[i].tpls[j].params, c->channels[i].tpls[j].nparams);
+    }
+    free(c->channels[i].tpls);
   }
+  for (int i = 0; i < c->ntemplates; i++) {
+    free(c->templates[i].name);
+    free(c->templates[i].text);
+    free_strs(c->templates[i].params, c->templates[i].nparams);
+  }
+  free(c->templates);
   free(c->channels);
   free(c->default_channel);
   for (int i = 0; i < c->nhttp; i++) {

@@ -30,12 +30,34 @@ typedef struct yz_plugin_conf {
   yz_limits limits; /* effective limits (global ones merged in) */
 } yz_plugin_conf;
 
+/* A message template (config 'templates'): its local rendering, with
+** {{name}} placeholders, used for previews, simulate, the file channel and
+** counting parts; the provider's own copy is what it approved. */
+typedef struct yz_template {
+  char *name;
+  char *text;    /* "{{child}}本月还没有给父母写信" */
+  char **params; /* the placeholders, in order of first appearance */
+  int nparams;
+} yz_template;
+
+/* How a channel that sends only approved templates names one: the
+** provider's template code and the parameters in the provider's order. */
+typedef struct yz_tpl_map {
+  char *name;    /* the template (a key of 'templates') */
+  char *code;    /* "SMS_1234" (Aliyun), "1234567" (Tencent) */
+  char **params; /* parameter names, in the provider's order */
+  int nparams;
+} yz_tpl_map;
+
 /* A configured delivery channel: the outbox's rules plus what the host
 ** grants the plugin that implements it (its gateway's host, its file). */
 typedef struct yz_chan_conf {
   yz_chan_rules rules; /* name, type (= the plugin), limits */
   char *url;           /* the gateway's URL, or NULL */
   char *path;          /* the file it writes, or NULL */
+  yz_tpl_map *tpls;    /* its 'templates' map: it sends only these */
+  int ntpls;           /* entries in tpls (0 with no map: free text) */
+  int templates_only;  /* the channel has a 'templates' map */
 } yz_chan_conf;
 
 /* Hosts a plugin may reach with host.http.request (config http_hosts). */
@@ -62,6 +84,8 @@ typedef struct yz_config {
   yz_chan_conf *channels;  /* the 'channels' table, sorted by name */
   int nchannels;           /* entries in channels */
   char *default_channel;   /* channels.default, or the only channel */
+  yz_template *templates;  /* the 'templates' table, sorted by name */
+  int ntemplates;          /* entries in templates */
   yz_http_allow *http;     /* the 'http_hosts' table */
   int nhttp;               /* entries in http */
   struct yz_sandbox *sb;   /* the evaluated file, kept for option tables */
@@ -88,6 +112,14 @@ const yz_chan_conf *yz_config_channel(const yz_config *c, const char *name);
 ** when there is none). Returns nonzero with err set on failure. */
 int yz_config_push_channel(const yz_config *c, const char *name,
                            struct lua_State *to, char *err, size_t errlen);
+/* The template of that name, or NULL. */
+const yz_template *yz_config_template_named(const yz_config *c,
+                                            const char *name);
+/* channel's entry for template 'name', or NULL. */
+const yz_tpl_map *yz_config_tpl_map(const yz_chan_conf *cc, const char *name);
+/* Whether a value of a channel's table is secret (its key names a secret:
+** "secret", "password", "token"); such values are masked when shown. */
+int yz_config_key_is_secret(const char *key);
 /* Best-effort line of a dotted key path in the file (0 when unknown). */
 int yz_config_line_of(const yz_config *c, const char *keypath);
 /* The text 'yizhan init' writes: every option, commented, with its default. */

@@ -115,7 +115,10 @@ void yz_deliver_close(yz_host *h) {
   yz_outbox_free(h->outbox);
   yz_bus_free(h->bus);
   yz_http_free(h->http);
-  for (int i = 0; i < h->nchannels; i++) free(h->channels[i].name);
+  for (int i = 0; i < h->nchannels; i++) {
+    free(h->channels[i].name);
+    free(h->channels[i].alert);
+  }
   free(h->channels);
   h->channels = NULL;
   h->nchannels = 0;
@@ -125,13 +128,24 @@ void yz_deliver_close(yz_host *h) {
 }
 
 static yz_channel *find_channel(yz_host *h, const char *name) {
-  for (int i = 0; i < h->nchannels; i++)
+  for (int i = 0; name && i < h->nchannels; i++)
     if (strcmp(h->channels[i].name, name) == 0) return &h->channels[i];
   return NULL;
 }
 
+yz_channel *yz_deliver_channel(yz_host *h, const char *name) {
+  return find_channel(h, name);
+}
+
+static void unref_reg(lua_State *L, const yz_channel_reg *r) {
+  luaL_unref(L, LUA_REGISTRYINDEX, r->send_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->batch_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->receipts_ref);
+}
+
 int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
-                           int send_ref, char *err, size_t errlen) {
+                           const yz_channel_reg *reg, char *err,
+                           size_t errlen) {
   const yz_chan_conf *cc = yz_config_channel(h->cfg, name);
   if (cc && strcmp(cc->rules.type, p->name) != 0) {
     yz_fmt(err, errlen,
@@ -150,12 +164,16 @@ int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
     h->channels = yz_xrealloc(h->channels,
                               sizeof *h->channels * (size_t)(h->nchannels + 1));
     c = &h->channels[h->nchannels++];
+    memset(c, 0, sizeof *c);
     c->name = yz_strdup(name);
   } else {
-    luaL_unref(p->sb->L, LUA_REGISTRYINDEX, c->send_ref);
+    unref_reg(p->sb->L, &c->reg);
   }
   c->p = p;
-  c->send_ref = send_ref;
+  c->reg = *reg;
+  c->next_poll = 0;
+  c->polling = 0;
+  c->awaiting = 1; /* sent before this start, maybe */
   return YZ_OK;
 }
 
@@ -163,9 +181,10 @@ void yz_deliver_forget(yz_host *h, yz_plugin *p) {
   if (h->bus) yz_bus_forget(h->bus, p);
   int k = 0;
   for (int i = 0; i < h->nchannels; i++) {
-    if (h->channels[i].p == p)
+    if (h->channels[i].p == p) {
       free(h->channels[i].name);
-    else
+      free(h->channels[i].alert);
+    } else
       h->channels[k++] = h->channels[i];
   }
   h->nchannels = k;
@@ -243,9 +262,37 @@ void yz_deliver_emit(yz_host *h, const char *topic, const char *json, size_t n,
 
 /* ----------------------------------------------------------- channels */
 
-static int push_msg(lua_State *L, void *ud) {
-  const yz_msg *m = ud;
-  lua_createtable(L, 0, 14);
+/* What a send, batch or receipts task carries. */
+typedef enum { JOB_SEND, JOB_BATCH, JOB_RECEIPTS } job_kind;
+
+typedef struct send_job {
+  job_kind kind;
+  char *channel;
+  int n;
+  yz_msg **m; /* the messages (owned until their outcome is recorded) */
+} send_job;
+
+static send_job *job_new(job_kind kind, const char *channel, yz_msg **m,
+                         int n) {
+  send_job *j = yz_xcalloc(1, sizeof *j);
+  j->kind = kind;
+  j->channel = yz_strdup(channel);
+  j->m = yz_xcalloc((size_t)n + 1, sizeof *j->m);
+  memcpy(j->m, m, sizeof *m * (size_t)n);
+  j->n = n;
+  return j;
+}
+
+static void job_free(send_job *j) {
+  if (!j) return;
+  free(j->channel);
+  free(j->m);
+  free(j);
+}
+
+/* The message table a channel's function gets. */
+static void push_one(lua_State *L, yz_host *h, const yz_msg *m) {
+  lua_createtable(L, 0, 18);
   lua_pushinteger(L, m->id);
   lua_setfield(L, -2, "id");
   lua_pushstring(L, m->key);
@@ -274,10 +321,60 @@ static int push_msg(lua_State *L, void *ud) {
   }
   lua_pushinteger(L, m->created_ms / 1000);
   lua_setfield(L, -2, "created");
-  if (m->meta) {
-    char err[256];
-    if (yz_json_decode(L, m->meta, strlen(m->meta), err, sizeof err) == 0)
-      lua_setfield(L, -2, "meta");
+  if (m->sent_ms) {
+    lua_pushinteger(L, m->sent_ms / 1000);
+    lua_setfield(L, -2, "sent");
+  }
+  if (m->gateway_id) {
+    lua_pushstring(L, m->gateway_id);
+    lua_setfield(L, -2, "gateway_id");
+  }
+  char err[256];
+  if (m->meta &&
+      yz_json_decode(L, m->meta, strlen(m->meta), err, sizeof err) == 0)
+    lua_setfield(L, -2, "meta");
+  if (!m->tpl) return;
+  lua_pushstring(L, m->tpl);
+  lua_setfield(L, -2, "template");
+  if (!m->params ||
+      yz_json_decode(L, m->params, strlen(m->params), err, sizeof err) != 0)
+    lua_newtable(L);
+  int params = lua_gettop(L);
+  /* The provider's code and its parameter order, from the channel's map. */
+  const yz_chan_conf *cc = yz_config_channel(h->cfg, m->channel);
+  const yz_tpl_map *tm = cc ? yz_config_tpl_map(cc, m->tpl) : NULL;
+  if (tm) {
+    lua_pushstring(L, tm->code);
+    lua_setfield(L, -3, "template_code");
+    lua_createtable(L, tm->nparams, 0);
+    for (int i = 0; i < tm->nparams; i++) {
+      lua_pushstring(L, tm->params[i]);
+      lua_rawget(L, params);
+      if (!lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+      }
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -3, "param_list");
+  }
+  lua_setfield(L, -2, "params");
+}
+
+static int push_msg(lua_State *L, void *ud) {
+  yz_plugin *p = yz_sandbox_of(L)->owner;
+  push_one(L, p->host, ud);
+  return 1;
+}
+
+/* A list of message tables (send_batch, receipts). */
+static int push_list(lua_State *L, void *ud) {
+  send_job *j = ud;
+  yz_plugin *p = yz_sandbox_of(L)->owner;
+  lua_createtable(L, j->n, 0);
+  for (int i = 0; i < j->n; i++) {
+    push_one(L, p->host, j->m[i]);
+    lua_rawseti(L, -2, i + 1);
   }
   return 1;
 }
@@ -289,83 +386,195 @@ static void first_line(const char *s, char *dst, size_t n) {
   if (nl) *nl = 0;
 }
 
-/* A channel's send ended: its results tell the outcome.
-**   return true [, gateway_id]                     sent
-**   return nil, reason [, "permanent" | { permanent = true,
-**                                        retry_after = seconds }]  failed
-** An error raised is a transient failure. */
-/* What a channel's send returned, read under protection (reading may
-** allocate; the values are read raw, so no plugin code runs). */
+/* What a channel's send returned for one message, read under protection
+** (reading may allocate; the values are read raw, so no plugin code runs).
+**   true [, gateway_id]                                     sent
+**   nil, reason [, "permanent" | "pause" | { permanent = true,
+**      retry_after = seconds, pause = true, alert = "..." }]  not sent
+** 'pause': the channel cannot deliver anything now (refused credentials):
+** the message waits, the channel is held until a reload. 'alert': an
+** administrator should know (core.alert), the outcome as it says. */
 typedef struct send_result {
-  int sent, permanent;
+  int sent, permanent, pause;
   double retry_after;
-  char gw[128], why[512];
+  char gw[128], why[512], alert[256];
 } send_result;
 
-static int read_result(lua_State *L) {
-  send_result *r = lua_touserdata(L, 1);
-  /* 2, 3, 4: the first three values send returned */
-  if (lua_toboolean(L, 2)) {
+/* Reads (ok, a, b) at stack slots i, i+1, i+2 into r. */
+static void read_values(lua_State *L, int i, send_result *r) {
+  if (lua_toboolean(L, i)) {
     r->sent = 1;
-    if (lua_type(L, 3) == LUA_TSTRING || lua_type(L, 3) == LUA_TNUMBER)
-      yz_fmt(r->gw, sizeof r->gw, "%s", lua_tostring(L, 3));
+    if (lua_type(L, i + 1) == LUA_TSTRING || lua_type(L, i + 1) == LUA_TNUMBER)
+      yz_fmt(r->gw, sizeof r->gw, "%s", lua_tostring(L, i + 1));
+    return;
+  }
+  if (lua_type(L, i + 1) == LUA_TSTRING)
+    first_line(lua_tostring(L, i + 1), r->why, sizeof r->why);
+  int o = i + 2;
+  if (lua_type(L, o) == LUA_TSTRING) {
+    r->permanent = strcmp(lua_tostring(L, o), "permanent") == 0;
+    r->pause = strcmp(lua_tostring(L, o), "pause") == 0;
+  } else if (lua_type(L, o) == LUA_TTABLE) {
+    lua_pushliteral(L, "permanent");
+    r->permanent = lua_rawget(L, o) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pushliteral(L, "pause");
+    r->pause = lua_rawget(L, o) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pushliteral(L, "retry_after");
+    if (lua_rawget(L, o) == LUA_TNUMBER) r->retry_after = lua_tonumber(L, -1);
+    lua_pushliteral(L, "alert");
+    if (lua_rawget(L, o) == LUA_TSTRING)
+      first_line(lua_tostring(L, -1), r->alert, sizeof r->alert);
+    lua_pop(L, 4);
+  }
+}
+
+typedef struct read_ctx {
+  send_result *r;
+  int n; /* messages */
+} read_ctx;
+
+/* Slot 1: the read_ctx; 2, 3, 4: the first three values returned. A
+** batch returns a list of { ok, reason_or_id, options } (or true), one
+** per message, or the three values for all. */
+static int read_results(lua_State *L) {
+  read_ctx *x = lua_touserdata(L, 1);
+  if (x->n == 1 || lua_type(L, 2) != LUA_TTABLE) {
+    for (int i = 0; i < x->n; i++) read_values(L, 2, &x->r[i]);
     return 0;
   }
-  if (lua_type(L, 3) == LUA_TSTRING)
-    first_line(lua_tostring(L, 3), r->why, sizeof r->why);
-  if (lua_type(L, 4) == LUA_TSTRING) {
-    r->permanent = strcmp(lua_tostring(L, 4), "permanent") == 0;
-  } else if (lua_type(L, 4) == LUA_TTABLE) {
-    lua_pushliteral(L, "permanent");
-    r->permanent = lua_rawget(L, 4) != LUA_TNIL && lua_toboolean(L, -1);
-    lua_pushliteral(L, "retry_after");
-    if (lua_rawget(L, 4) == LUA_TNUMBER) r->retry_after = lua_tonumber(L, -1);
+  for (int i = 0; i < x->n; i++) {
+    int ty = lua_rawgeti(L, 2, i + 1);
+    int top = lua_gettop(L);
+    if (ty == LUA_TTABLE) {
+      lua_rawgeti(L, top, 1);
+      lua_rawgeti(L, top, 2);
+      lua_rawgeti(L, top, 3);
+      read_values(L, top + 1, &x->r[i]);
+    } else if (ty == LUA_TBOOLEAN && lua_toboolean(L, top)) {
+      x->r[i].sent = 1;
+    } else {
+      yz_fmt(x->r[i].why, sizeof x->r[i].why,
+             "the channel's batch gave no result for this message");
+    }
+    lua_settop(L, 4);
   }
   return 0;
 }
 
-/* A channel's send ended: its results tell the outcome.
-**   return true [, gateway_id]                     sent
-**   return nil, reason [, "permanent" | { permanent = true,
-**                                        retry_after = seconds }]  failed
-** An error raised is a transient failure. */
-static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
-  yz_msg *m = t->ud;
-  t->ud = NULL;
-  if (!m) return;
-  send_result r = {0};
-  yz_fmt(r.why, sizeof r.why, "the channel reported a failure");
-  if (!ok) {
-    first_line(err, r.why, sizeof r.why);
-    yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, r.why, 0, NULL);
+/* Tells administrators (log and core.alert), once an hour for the same
+** text on the same channel. */
+static void raise_alert(yz_host *h, const char *channel, const char *kind,
+                        const char *text) {
+  yz_channel *c = find_channel(h, channel);
+  int64_t now = yz_clock_now_ms(&h->clock);
+  if (c && c->alert && strcmp(c->alert, text) == 0 &&
+      now - c->alert_ms < 3600 * 1000LL)
     return;
+  if (c) {
+    free(c->alert);
+    c->alert = yz_strdup(text);
+    c->alert_ms = now;
   }
-  lua_State *co = t->co;
-  int n = lua_gettop(co);
-  lua_pushcfunction(co, read_result);
-  lua_pushlightuserdata(co, &r);
-  for (int i = 1; i <= 3; i++) {
-    if (i <= n)
-      lua_pushvalue(co, i);
-    else
-      lua_pushnil(co);
-  }
-  if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
-    lua_pop(co, 1);
-    memset(&r, 0, sizeof r);
-    yz_fmt(r.why, sizeof r.why, "the channel's answer could not be read");
-  }
-  if (r.sent) {
+  yz_logf(&h->log, YZ_LOG_ERROR, c ? c->p->name : NULL, "channel '%s': %s",
+          channel, text);
+  yz_host_audit(h, "core", kind, channel, text);
+  yz_buf b;
+  yz_buf_init(&b, 8192);
+  yz_buf_adds(&b, "{\"kind\":");
+  yz_buf_add_json_str(&b, kind);
+  yz_buf_adds(&b, ",\"channel\":");
+  yz_buf_add_json_str(&b, channel);
+  yz_buf_adds(&b, ",\"reason\":");
+  yz_buf_add_json_str(&b, text);
+  yz_buf_adds(&b, "}");
+  yz_deliver_emit(h, "core.alert", yz_buf_str(&b), b.len, "core");
+  yz_buf_free(&b);
+}
+
+/* Holds a channel whose plugin says nothing can go (refused credentials):
+** said loudly once; its messages wait until a reload or a restart. */
+static void hold_channel(yz_host *h, const char *channel, const char *why) {
+  if (yz_outbox_held(h->outbox, channel)) return;
+  yz_outbox_hold(h->outbox, channel, why);
+  char text[700];
+  yz_fmt(text, sizeof text,
+         "paused: %s. Its messages stay queued (none is lost or counted as "
+         "failed); fix the channel's settings, then reload (kill -HUP the "
+         "daemon) or run again",
+         why);
+  raise_alert(h, channel, "channel.paused", text);
+}
+
+static void record(yz_host *h, yz_msg *m, const send_result *r) {
+  if (r->alert[0]) raise_alert(h, m->channel, "channel.alert", r->alert);
+  if (r->sent) {
+    yz_channel *c = find_channel(h, m->channel);
+    if (c) c->awaiting = 1;
     yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0,
-                     r.gw[0] ? r.gw : NULL);
+                     r->gw[0] ? r->gw : NULL);
     return;
   }
-  double ra = r.retry_after;
+  if (r->pause) {
+    hold_channel(h, m->channel, r->why);
+    yz_outbox_result(h->outbox, m, YZ_SEND_HELD, r->why, 0, NULL);
+    return;
+  }
+  double ra = r->retry_after;
   if (!(ra > 0)) ra = 0; /* NaN too */
   if (ra > 7 * 86400.0) ra = 7 * 86400.0;
   yz_outbox_result(h->outbox, m,
-                   r.permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, r.why,
+                   r->permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, r->why,
                    ra, NULL);
+}
+
+/* A send or send_batch ended: its results tell each message's outcome.
+** An error raised is a transient failure of them all. */
+static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
+  send_job *j = t->ud;
+  t->ud = NULL;
+  if (!j) return;
+  send_result *r = yz_xcalloc((size_t)j->n, sizeof *r);
+  for (int i = 0; i < j->n; i++)
+    yz_fmt(r[i].why, sizeof r[i].why, "the channel reported a failure");
+  if (!ok) {
+    for (int i = 0; i < j->n; i++) first_line(err, r[i].why, sizeof r[i].why);
+  } else {
+    lua_State *co = t->co;
+    int n = lua_gettop(co);
+    read_ctx x = {r, j->n};
+    lua_pushcfunction(co, read_results);
+    lua_pushlightuserdata(co, &x);
+    for (int i = 1; i <= 3; i++) {
+      if (i <= n)
+        lua_pushvalue(co, i);
+      else
+        lua_pushnil(co);
+    }
+    if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
+      lua_pop(co, 1);
+      memset(r, 0, sizeof *r * (size_t)j->n);
+      for (int i = 0; i < j->n; i++)
+        yz_fmt(r[i].why, sizeof r[i].why,
+               "the channel's answer could not be read");
+    }
+  }
+  for (int i = 0; i < j->n; i++) record(h, j->m[i], &r[i]);
+  free(r);
+  job_free(j);
+}
+
+/* A receipts poll ended. */
+static void receipts_done(yz_host *h, yz_task *t, int ok, const char *err) {
+  send_job *j = t->ud;
+  t->ud = NULL;
+  if (!j) return;
+  yz_channel *c = find_channel(h, j->channel);
+  if (c) c->polling = 0;
+  if (!ok)
+    yz_logf(&h->log, YZ_LOG_WARN, t->p->name,
+            "channel '%s': asking for receipts failed: %s", j->channel, err);
+  for (int i = 0; i < j->n; i++) yz_msg_free(j->m[i]);
+  job_free(j);
 }
 
 void yz_deliver_task_drop(yz_host *h, yz_task *t) {
@@ -374,14 +583,82 @@ void yz_deliver_task_drop(yz_host *h, yz_task *t) {
     ** task (lapi_msg.c owns the waiter). */
     yz_lapi_http_cancel(h, t);
   }
-  yz_msg *m = t->ud;
+  send_job *j = t->ud;
   t->ud = NULL;
-  if (m) {
-    /* It may have reached the gateway: in doubt, not a failed attempt. */
-    yz_outbox_result(h->outbox, m, YZ_SEND_IN_DOUBT,
-                     "the send was cut short before an answer came (in doubt)",
-                     0, NULL);
+  if (!j) return;
+  if (j->kind == JOB_RECEIPTS) {
+    yz_channel *c = find_channel(h, j->channel);
+    if (c) c->polling = 0;
+    for (int i = 0; i < j->n; i++) yz_msg_free(j->m[i]);
+  } else {
+    /* They may have reached the gateway: in doubt, not a failed attempt. */
+    for (int i = 0; i < j->n; i++)
+      yz_outbox_result(
+          h->outbox, j->m[i], YZ_SEND_IN_DOUBT,
+          "the send was cut short before an answer came (in doubt)", 0, NULL);
   }
+  job_free(j);
+}
+
+static void start_send(yz_host *h, yz_channel *c, yz_msg **m, int n,
+                       int batch) {
+  send_job *j = job_new(batch ? JOB_BATCH : JOB_SEND, c->name, m, n);
+  char what[160], err[1024];
+  yz_fmt(what, sizeof what, "channel %s", c->name);
+  yz_task *t = yz_task_for_call(
+      h, c->p, batch ? c->reg.batch_ref : c->reg.send_ref,
+      batch ? push_list : push_msg, batch ? (void *)j : (void *)m[0], what,
+      send_done, err, sizeof err);
+  if (!t) {
+    for (int i = 0; i < n; i++)
+      yz_outbox_result(h->outbox, m[i], YZ_SEND_TRANSIENT, err, 0, NULL);
+    job_free(j);
+    return;
+  }
+  t->ud = j;
+  t->drop = yz_deliver_task_drop;
+  t->tolerant = 1; /* a gateway's trouble is not the plugin's fault */
+  t->deadline_ms = yz_clock_mono_ms() + SEND_DEADLINE_MS;
+}
+
+/* Whether two messages may share one request: the same template and
+** parameters, neither in doubt (that one goes alone, so its channel can
+** check first whether it went). */
+static int batchable(const yz_msg *m) {
+  return m->tpl && m->in_doubt == 0;
+}
+
+static int same_batch(const yz_msg *a, const yz_msg *b) {
+  return strcmp(a->tpl, b->tpl) == 0 &&
+         strcmp(a->params ? a->params : "", b->params ? b->params : "") == 0;
+}
+
+/* Hands claimed messages to channel c: one send each, or send_batch for
+** messages that share a template and its parameters. Takes msgs. */
+static void hand_out(yz_host *h, yz_channel *c, yz_msg **msgs, int n) {
+  if (c->reg.batch_ref == LUA_NOREF || c->reg.batch_max < 2) {
+    for (int i = 0; i < n; i++) start_send(h, c, &msgs[i], 1, 0);
+    return;
+  }
+  yz_msg **group = yz_xcalloc((size_t)c->reg.batch_max, sizeof *group);
+  for (int i = 0; i < n; i++) {
+    if (!msgs[i]) continue;
+    yz_msg *m = msgs[i];
+    msgs[i] = NULL;
+    if (!batchable(m)) {
+      start_send(h, c, &m, 1, 0);
+      continue;
+    }
+    int k = 0;
+    group[k++] = m;
+    for (int j = i + 1; j < n && k < c->reg.batch_max; j++)
+      if (msgs[j] && batchable(msgs[j]) && same_batch(m, msgs[j])) {
+        group[k++] = msgs[j];
+        msgs[j] = NULL;
+      }
+    start_send(h, c, group, k, k > 1);
+  }
+  free(group);
 }
 
 static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
@@ -403,26 +680,69 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
             "cannot claim messages of channel '%s' (trying again in a "
             "second): %s",
             r->name, yz_store_errmsg(h->store));
-  for (int i = 0; i < n; i++) {
-    yz_msg *m = msgs[i];
-    if (h->capture) {
-      h->capture(h, m, h->capture_ud);
-      yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0, "captured");
-      continue;
+  if (n > 0 && h->capture) {
+    for (int i = 0; i < n; i++) {
+      h->capture(h, msgs[i], h->capture_ud);
+      yz_outbox_result(h->outbox, msgs[i], YZ_SEND_SENT, NULL, 0, "captured");
     }
-    char what[160], err[1024];
-    yz_fmt(what, sizeof what, "channel %s", r->name);
-    yz_task *t = yz_task_for_call(h, c->p, c->send_ref, push_msg, m, what,
-                                  send_done, err, sizeof err);
-    if (!t) {
-      yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, err, 0, NULL);
-      continue;
-    }
-    t->drop = yz_deliver_task_drop;
-    t->tolerant = 1; /* a gateway's trouble is not the plugin's fault */
-    t->deadline_ms = yz_clock_mono_ms() + SEND_DEADLINE_MS;
+  } else if (n > 0) {
+    hand_out(h, c, msgs, n);
   }
   free(msgs);
+}
+
+/* Asks channel c's plugin for receipts of messages still waiting for one,
+** when it is time. */
+static void poll_channel(yz_host *h, yz_channel *c) {
+  if (c->reg.receipts_ref == LUA_NOREF || c->polling || !c->awaiting ||
+      c->p->state != YZ_PS_OK || yz_outbox_held(h->outbox, c->name))
+    return;
+  int64_t now = yz_clock_now_ms(&h->clock);
+  if (now < c->next_poll) return;
+  c->next_poll = now + (int64_t)(c->reg.receipts_every * 1000);
+  yz_msg **msgs;
+  int n = yz_outbox_awaiting(h->outbox, c->name, 50,
+                             (int64_t)(c->reg.receipts_window * 1000), &msgs);
+  if (n < 0) {
+    yz_logf(&h->log, YZ_LOG_ERROR, NULL,
+            "cannot read messages waiting for receipts: %s",
+            yz_store_errmsg(h->store));
+    return;
+  }
+  if (n == 0) {
+    c->awaiting = 0; /* until the next message is sent */
+    return;
+  }
+  send_job *j = job_new(JOB_RECEIPTS, c->name, msgs, n);
+  free(msgs);
+  char what[160], err[1024];
+  yz_fmt(what, sizeof what, "receipts %s", c->name);
+  yz_task *t = yz_task_for_call(h, c->p, c->reg.receipts_ref, push_list, j,
+                                what, receipts_done, err, sizeof err);
+  if (!t) {
+    yz_logf(&h->log, YZ_LOG_ERROR, c->p->name, "%s", err);
+    for (int i = 0; i < j->n; i++) yz_msg_free(j->m[i]);
+    job_free(j);
+    return;
+  }
+  c->polling = 1;
+  t->ud = j;
+  t->drop = yz_deliver_task_drop;
+  t->tolerant = 1;
+  t->deadline_ms = yz_clock_mono_ms() + SEND_DEADLINE_MS;
+}
+
+int yz_deliver_poll_now(yz_host *h) {
+  int n = 0;
+  for (int i = 0; i < h->nchannels; i++) {
+    yz_channel *c = &h->channels[i];
+    if (c->reg.receipts_ref == LUA_NOREF || !c->awaiting ||
+        c->p->state != YZ_PS_OK || yz_outbox_held(h->outbox, c->name))
+      continue;
+    c->next_poll = 0;
+    n++;
+  }
+  return n;
 }
 
 /* Sends that ran past their deadline (a send that never returns would hold
@@ -436,14 +756,19 @@ static void expire_sends(yz_host *h) {
     yz_task *next = t->next;
     if (t->deadline_ms && now > t->deadline_ms && !t->push && t->ud) {
       char why[160];
-      yz_fmt(why, sizeof why,
-             "the channel's send did not end within %d s (it may have reached "
-             "the gateway)",
-             (int)(SEND_DEADLINE_MS / 1000));
+      send_job *j = t->ud;
+      yz_fmt(
+          why, sizeof why, "the channel's %s did not end within %d s%s",
+          j->kind == JOB_RECEIPTS ? "receipts poll" : "send",
+          (int)(SEND_DEADLINE_MS / 1000),
+          j->kind == JOB_RECEIPTS ? "" : " (it may have reached the gateway)");
       yz_logf(&h->log, YZ_LOG_WARN, t->p->name, "%s: %s", t->what, why);
-      yz_msg *m = t->ud;
-      t->ud = NULL; /* the drop hook records nothing more */
-      yz_outbox_result(h->outbox, m, YZ_SEND_TRANSIENT, why, 0, NULL);
+      if (j->kind != JOB_RECEIPTS) {
+        t->ud = NULL; /* the drop hook records nothing more */
+        for (int i = 0; i < j->n; i++)
+          yz_outbox_result(h->outbox, j->m[i], YZ_SEND_TRANSIENT, why, 0, NULL);
+        job_free(j);
+      }
       yz_task_abort(h, t);
     }
     t = next;
@@ -452,7 +777,7 @@ static void expire_sends(yz_host *h) {
 
 void yz_deliver_turn(yz_host *h) {
   if (yz_http_running(h->http)) yz_http_perform(h->http);
-  if (yz_outbox_in_flight(h->outbox, NULL)) expire_sends(h);
+  if (h->tasks) expire_sends(h);
   if (yz_bus_pending(h->bus)) yz_bus_dispatch(h->bus, deliver_event, h);
   if (h->deliver || h->capture) {
     /* Claims commit on their own: never inside a caller's transaction
@@ -469,6 +794,8 @@ void yz_deliver_turn(yz_host *h) {
         }
         if (r) dispatch_channel(h, r);
       }
+      if (!h->capture)
+        for (int i = 0; i < h->nchannels; i++) poll_channel(h, &h->channels[i]);
     }
   }
   if (yz_outbox_flush(h->outbox) != YZ_OK)
@@ -480,14 +807,25 @@ void yz_deliver_turn(yz_host *h) {
 int64_t yz_deliver_wake(yz_host *h) {
   if (yz_bus_pending(h->bus)) return 0;
   if (!h->deliver && !h->capture) return -1;
-  return yz_outbox_next_wake(h->outbox);
+  int64_t w = yz_outbox_next_wake(h->outbox);
+  if (h->capture) return w;
+  int64_t now = yz_clock_now_ms(&h->clock);
+  for (int i = 0; i < h->nchannels; i++) {
+    yz_channel *c = &h->channels[i];
+    if (c->reg.receipts_ref == LUA_NOREF || c->polling || !c->awaiting ||
+        c->p->state != YZ_PS_OK || yz_outbox_held(h->outbox, c->name))
+      continue;
+    int64_t d = c->next_poll > now ? c->next_poll - now : 0;
+    if (w < 0 || d < w) w = d;
+  }
+  return w;
 }
 
 /* ------------------------------------------------------------ enqueue */
 
 int yz_deliver_check(yz_host *h, const char *raw_to, const char *text,
-                     const char *channel, yz_msg_in *in, char *to, size_t tolen,
-                     char *err, size_t errlen) {
+                     const char *tpl, const char *channel, yz_msg_in *in,
+                     char *to, size_t tolen, char *err, size_t errlen) {
   if (!raw_to || !*raw_to) {
     yz_fmt(err, errlen, "'to' is missing (a phone number)");
     return YZ_EUSAGE;
@@ -530,12 +868,106 @@ int yz_deliver_check(yz_host *h, const char *raw_to, const char *text,
            r->max_parts, YZ_TEXT_MAX);
     return YZ_EUSAGE;
   }
+  const yz_chan_conf *cc = yz_config_channel(h->cfg, r->name);
+  if (cc && cc->templates_only && !tpl) {
+    yz_buf b;
+    yz_buf_init(&b, 2048);
+    for (int i = 0; i < cc->ntpls; i++)
+      yz_buf_addf(&b, "%s%s", i ? ", " : "", cc->tpls[i].name);
+    yz_fmt(err, errlen,
+           "channel '%s' sends only templates its provider approved: give "
+           "template = and params = instead of text (templates: %s)",
+           r->name, b.len ? yz_buf_str(&b) : "none");
+    yz_buf_free(&b);
+    return YZ_EUSAGE;
+  }
   memset(in, 0, sizeof *in);
+  in->tpl = tpl;
   in->channel = r->name;
   in->to = to;
   in->text = text;
   in->parts = cnt.parts;
   in->ucs2 = cnt.ucs2;
+  return YZ_OK;
+}
+
+int yz_deliver_render(yz_host *h, const char *name, const char *const *names,
+                      const char *const *values, int n, yz_buf *text,
+                      yz_buf *json, char *err, size_t errlen) {
+  const yz_template *t = yz_config_template_named(h->cfg, name);
+  if (!t) {
+    yz_buf b;
+    yz_buf_init(&b, 4096);
+    for (int i = 0; i < h->cfg->ntemplates; i++)
+      yz_buf_addf(&b, "%s%s", i ? ", " : "", h->cfg->templates[i].name);
+    yz_fmt(err, errlen, "unknown template '%s' (the config's templates: %s)",
+           name, b.len ? yz_buf_str(&b) : "none");
+    yz_buf_free(&b);
+    return YZ_EUSAGE;
+  }
+  for (int i = 0; i < n; i++) {
+    int known = 0;
+    for (int j = 0; j < t->nparams && !known; j++)
+      known = strcmp(t->params[j], names[i]) == 0;
+    if (!known) {
+      yz_fmt(err, errlen, "template '%s' has no parameter '%s' (its text: %s)",
+             name, names[i], t->text);
+      return YZ_EUSAGE;
+    }
+    for (int j = 0; j < i; j++)
+      if (strcmp(names[j], names[i]) == 0) {
+        yz_fmt(err, errlen, "parameter '%s' is given twice", names[i]);
+        return YZ_EUSAGE;
+      }
+    yz_sms_count cnt;
+    if (yz_sms_count_text(values[i], strlen(values[i]), &cnt) != YZ_OK ||
+        strstr(values[i], "{{")) {
+      yz_fmt(err, errlen, "parameter '%s' must be UTF-8 text without '{{'",
+             names[i]);
+      return YZ_EUSAGE;
+    }
+  }
+  for (int j = 0; j < t->nparams; j++) {
+    int given = 0;
+    for (int i = 0; i < n && !given; i++)
+      given = strcmp(t->params[j], names[i]) == 0;
+    if (!given) {
+      yz_fmt(err, errlen, "template '%s' needs parameter '%s' (its text: %s)",
+             name, t->params[j], t->text);
+      return YZ_EUSAGE;
+    }
+  }
+  /* The text: each {{p}} replaced (the config checked the placeholders). */
+  const char *s = t->text, *open;
+  while ((open = strstr(s, "{{")) != NULL) {
+    yz_buf_add(text, s, (size_t)(open - s));
+    const char *close = strstr(open, "}}");
+    size_t len = (size_t)(close - open - 2);
+    for (int i = 0; i < n; i++)
+      if (strlen(names[i]) == len && memcmp(names[i], open + 2, len) == 0)
+        yz_buf_adds(text, values[i]);
+    s = close + 2;
+  }
+  yz_buf_adds(text, s);
+  /* The parameters, keys sorted (the same message, the same JSON). */
+  int *idx = yz_xcalloc((size_t)n + 1, sizeof *idx);
+  for (int i = 0; i < n; i++) idx[i] = i;
+  for (int i = 1; i < n; i++) /* a template has a handful of parameters */
+    for (int j = i; j > 0 && strcmp(names[idx[j - 1]], names[idx[j]]) > 0;
+         j--) {
+      int x = idx[j];
+      idx[j] = idx[j - 1];
+      idx[j - 1] = x;
+    }
+  yz_buf_adds(json, "{");
+  for (int i = 0; i < n; i++) {
+    if (i) yz_buf_adds(json, ",");
+    yz_buf_add_json_str(json, names[idx[i]]);
+    yz_buf_adds(json, ":");
+    yz_buf_add_json_str(json, values[idx[i]]);
+  }
+  yz_buf_adds(json, "}");
+  free(idx);
   return YZ_OK;
 }
 

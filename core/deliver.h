@@ -11,13 +11,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "host.h"
+
+/* What host.channel{} registers: p's registry references (LUA_NOREF when
+** not given) and their settings. */
+typedef struct yz_channel_reg {
+  int send_ref;           /* send(msg) */
+  int batch_ref;          /* send_batch(msgs): one request for many */
+  int batch_max;          /* messages per send_batch call */
+  int receipts_ref;       /* receipts(awaiting): polls the provider */
+  double receipts_every;  /* seconds between polls */
+  double receipts_window; /* seconds after sending a receipt is asked for */
+} yz_channel_reg;
 
 /* A channel a plugin registered with host.channel{name=, send=}. */
 typedef struct yz_channel {
-  char *name;   /* the channel */
-  yz_plugin *p; /* the plugin that delivers it */
-  int send_ref; /* p's registry reference to send(msg) */
+  char *name;         /* the channel */
+  yz_plugin *p;       /* the plugin that delivers it */
+  yz_channel_reg reg; /* its functions */
+  int64_t next_poll;  /* clock ms of the next receipts poll */
+  int polling;        /* a receipts task runs */
+  int awaiting;       /* sent messages may wait for a receipt */
+  char *alert;        /* the last alert raised for it */
+  int64_t alert_ms;   /* ... and when */
 } yz_channel;
 
 /* Creates the bus, outbox and HTTP handle of a host being opened. */
@@ -43,11 +60,25 @@ void yz_deliver_emit(yz_host *h, const char *topic, const char *json, size_t n,
 ** Returns YZ_OK, or YZ_EUSAGE with err naming what is wrong (a number only
 ** masked). */
 int yz_deliver_check(yz_host *h, const char *raw_to, const char *text,
-                     const char *channel, yz_msg_in *in, char *to, size_t tolen,
-                     char *err, size_t errlen);
-/* Registers a channel for plugin p; returns YZ_OK or YZ_EUSAGE (err). */
+                     const char *tpl, const char *channel, yz_msg_in *in,
+                     char *to, size_t tolen, char *err, size_t errlen);
+/* Renders template 'name' with n parameters (names[i] = values[i]) into
+** text (its local rendering) and json (the parameters as a JSON object,
+** keys sorted). Every parameter the template has must be given, and no
+** other. Returns YZ_OK, or YZ_EUSAGE with err naming what is wrong. */
+int yz_deliver_render(yz_host *h, const char *name, const char *const *names,
+                      const char *const *values, int n, yz_buf *text,
+                      yz_buf *json, char *err, size_t errlen);
+/* Registers a channel for plugin p (taking the references); returns YZ_OK
+** or YZ_EUSAGE (err). */
 int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
-                           int send_ref, char *err, size_t errlen);
+                           const yz_channel_reg *reg, char *err, size_t errlen);
+/* Makes every channel that polls for receipts and may have messages
+** waiting for one poll now (run --until-idle, before it ends). Returns
+** how many will. */
+int yz_deliver_poll_now(yz_host *h);
+/* The channel a plugin registered under that name, or NULL. */
+yz_channel *yz_deliver_channel(yz_host *h, const char *name);
 /* Forgets p's channels and event handlers. */
 void yz_deliver_forget(yz_host *h, yz_plugin *p);
 /* The task drop hook for tasks that wait or carry a message. */

@@ -4,8 +4,11 @@
 **   host.emit(topic, data)            -- publish plain data to other plugins
 **   host.on(topic, fn(data, ev))      -- subscribe ("a.b", "a.*" or "*")
 **   host.send{to=, text=, key=, channel=, not_before=, meta=}
+**   host.send{to=, template=, params={...}, ...}  -- an approved template
 **       -> { id=, key=, state=, existing= }
-**   host.channel{name=, send=fn(msg)} -- deliver a channel (see deliver.c)
+**   host.channel{name=, send=fn(msg) [, send_batch=fn(msgs), batch_max=]
+**                [, receipts=fn(awaiting), receipts_every=, receipts_window=]}
+**                                     -- deliver a channel (see deliver.c)
 **   host.channels                     -- configured channels this plugin
 **                                        delivers: name -> their table
 **   host.http.request{method=, url=, headers=, body=, timeout=, insecure=,
@@ -14,6 +17,7 @@
 **   host.sms.count(text) -> { coding=, units=, parts= }
 **   host.append(path, text)           -- a channel's own file
 **   host.receipt(key, delivered [, detail])  -- a delivery receipt
+**   host.receipt{key= | gateway_id=, delivered=, detail=}
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,8 +99,41 @@ static const char *field_str(lua_State *L, int idx, const char *what) {
 }
 
 /* Fields of host.send, read raw into stack slots 2.. in this order. */
-static const char *const send_fields[] = {
-    "to", "text", "key", "channel", "not_before", "meta", NULL};
+static const char *const send_fields[] = {"to",       "text",       "key",
+                                          "channel",  "not_before", "meta",
+                                          "template", "params",     NULL};
+
+#define PARAMS_MAX 32
+
+/* Reads the params table at idx (raw) into two lists of strings at the
+** top of the stack (names, then values); returns their count. */
+static int read_params(lua_State *L, int idx) {
+  lua_newtable(L);
+  lua_newtable(L);
+  int names = lua_gettop(L) - 1, n = 0;
+  if (lua_isnil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
+    return luaL_error(L, "host.send: params must be a table, got %s",
+                      luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING)
+      return luaL_error(L, "host.send: params keys must be names");
+    int ty = lua_type(L, -1);
+    if (ty != LUA_TSTRING && ty != LUA_TNUMBER)
+      return luaL_error(
+          L, "host.send: params.%s must be a string or a number, got %s",
+          lua_tostring(L, -2), luaL_typename(L, -1));
+    if (++n > PARAMS_MAX)
+      return luaL_error(L, "host.send: more than %d params", PARAMS_MAX);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, names, n);
+    lua_pushstring(L, lua_tostring(L, -1)); /* a number as text */
+    lua_rawseti(L, names + 1, n);
+    lua_pop(L, 1);
+  }
+  return n;
+}
 
 static int h_send(lua_State *L) {
   yz_plugin *p = plugin_of(L);
@@ -117,8 +154,9 @@ static int h_send(lua_State *L) {
       ok |= strcmp(lua_tostring(L, -1), send_fields[i]) == 0;
     if (!ok)
       return luaL_error(L,
-                        "host.send: unknown field '%s' (expected to, text, "
-                        "key, channel, not_before, meta)",
+                        "host.send: unknown field '%s' (expected to, text or "
+                        "template and params, key, channel, not_before, "
+                        "meta)",
                         luaL_tolstring(L, -1, NULL));
   }
   /* Raw reads: no metamethod runs, and the strings stay on the stack until
@@ -131,10 +169,51 @@ static int h_send(lua_State *L) {
   const char *text = field_str(L, 3, "text");
   const char *key = field_str(L, 4, "key");
   const char *channel = field_str(L, 5, "channel");
+  const char *tpl = field_str(L, 8, "template");
+  const char *params_json = NULL;
+  if (tpl) {
+    if (text)
+      return luaL_error(L, "host.send: give text or template, not both");
+    int n = read_params(L, 9);
+    const char *names[PARAMS_MAX], *values[PARAMS_MAX];
+    for (int i = 0; i < n; i++) {
+      lua_rawgeti(L, 10, i + 1);
+      names[i] = lua_tostring(L, -1);
+      lua_rawgeti(L, 11, i + 1);
+      values[i] = lua_tostring(L, -1);
+      lua_pop(L, 2); /* still held by the lists */
+    }
+    yz_buf rendered, params;
+    yz_buf_init(&rendered, 64 * 1024);
+    yz_buf_init(&params, 64 * 1024);
+    int rc = yz_deliver_render(h, tpl, names, values, n, &rendered, &params,
+                               err, sizeof err);
+    size_t l1 = rendered.len, l2 = params.len;
+    char *t1 = yz_strdup(yz_buf_str(&rendered));
+    char *t2 = yz_strdup(yz_buf_str(&params));
+    yz_buf_free(&rendered);
+    yz_buf_free(&params);
+    if (rc != YZ_OK) {
+      free(t1);
+      free(t2);
+      return luaL_error(L, "host.send: %s", err);
+    }
+    /* Kept on the stack (slots 12 and 13) while the message is written. */
+    if (yz_lapi_push_free(L, t1, l1) != LUA_OK) {
+      free(t2);
+      return lua_error(L);
+    }
+    if (yz_lapi_push_free(L, t2, l2) != LUA_OK) return lua_error(L);
+    text = lua_tostring(L, -2);
+    params_json = lua_tostring(L, -1);
+  } else if (!lua_isnil(L, 9)) {
+    return luaL_error(L, "host.send: params go with a template");
+  }
   yz_msg_in in;
-  if (yz_deliver_check(h, raw_to, text, channel, &in, to, sizeof to, err,
+  if (yz_deliver_check(h, raw_to, text, tpl, channel, &in, to, sizeof to, err,
                        sizeof err) != YZ_OK)
     return luaL_error(L, "host.send: %s", err);
+  in.params = params_json;
   if (key && (!*key || strlen(key) > KEY_MAX))
     return luaL_error(L, "host.send: 'key' must be 1 to %d bytes", KEY_MAX);
   int64_t not_before = 0, now = yz_clock_now_ms(&h->clock);
@@ -198,44 +277,142 @@ static int h_send(lua_State *L) {
 
 /* ------------------------------------------------------------- channel */
 
+/* A function field of host.channel's table (raw), as a registry
+** reference, or LUA_NOREF when absent. */
+static int fn_field(lua_State *L, const char *name, int required) {
+  lua_pushstring(L, name);
+  int ty = lua_rawget(L, 1);
+  if (ty == LUA_TNIL && !required) {
+    lua_pop(L, 1);
+    return LUA_NOREF;
+  }
+  if (ty != LUA_TFUNCTION)
+    return luaL_error(L, "host.channel: '%s' must be a function", name);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static double num_field(lua_State *L, const char *name, double dflt, double lo,
+                        double hi) {
+  lua_pushstring(L, name);
+  int ty = lua_rawget(L, 1);
+  double v = dflt;
+  if (ty == LUA_TNUMBER)
+    v = lua_tonumber(L, -1);
+  else if (ty != LUA_TNIL)
+    return luaL_error(L, "host.channel: '%s' must be a number", name);
+  lua_pop(L, 1);
+  if (!(v >= lo && v <= hi))
+    return luaL_error(L, "host.channel: '%s' must be from %g to %g, got %g",
+                      name, lo, hi, v);
+  return v;
+}
+
 static int h_channel(lua_State *L) {
   yz_plugin *p = plugin_of(L);
   char err[512];
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_getfield(L, 1, "name") != LUA_TSTRING)
+  lua_settop(L, 1);
+  lua_pushliteral(L, "name");
+  if (lua_rawget(L, 1) != LUA_TSTRING)
     return luaL_error(L, "host.channel: 'name' must be a string");
-  const char *name = lua_tostring(L, -1);
-  if (lua_getfield(L, 1, "send") != LUA_TFUNCTION)
-    return luaL_error(L, "host.channel: 'send' must be a function(msg)");
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (yz_deliver_add_channel(p->host, p, name, ref, err, sizeof err) != YZ_OK) {
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  const char *name = lua_tostring(L, 2);
+  /* Numbers first: nothing to release when they are wrong. */
+  yz_channel_reg reg;
+  reg.batch_max = (int)num_field(L, "batch_max", 1, 1, 10000);
+  reg.receipts_every = num_field(L, "receipts_every", 60, 1, 86400);
+  reg.receipts_window =
+      num_field(L, "receipts_window", 2 * 86400, 60, 31 * 86400);
+  reg.send_ref = fn_field(L, "send", 1);
+  reg.batch_ref = LUA_NOREF;
+  reg.receipts_ref = LUA_NOREF;
+  lua_pushliteral(L, "send_batch");
+  int has_batch = lua_rawget(L, 1) != LUA_TNIL;
+  lua_pushliteral(L, "receipts");
+  int has_receipts = lua_rawget(L, 1) != LUA_TNIL;
+  lua_pop(L, 2);
+  if (has_batch || has_receipts) {
+    /* Checked before taking references, so an error leaks none. */
+    lua_pushliteral(L, "send_batch");
+    int bt = lua_rawget(L, 1);
+    lua_pushliteral(L, "receipts");
+    int rt = lua_rawget(L, 1);
+    lua_pop(L, 2);
+    if ((bt != LUA_TNIL && bt != LUA_TFUNCTION) ||
+        (rt != LUA_TNIL && rt != LUA_TFUNCTION)) {
+      luaL_unref(L, LUA_REGISTRYINDEX, reg.send_ref);
+      return luaL_error(L,
+                        "host.channel: 'send_batch' and 'receipts' must be "
+                        "functions");
+    }
+  }
+  if (has_batch) reg.batch_ref = fn_field(L, "send_batch", 1);
+  if (has_receipts) reg.receipts_ref = fn_field(L, "receipts", 1);
+  if (yz_deliver_add_channel(p->host, p, name, &reg, err, sizeof err) !=
+      YZ_OK) {
+    luaL_unref(L, LUA_REGISTRYINDEX, reg.send_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, reg.batch_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, reg.receipts_ref);
     return luaL_error(L, "host.channel: %s", err);
   }
   return 0;
 }
 
+/* host.receipt(key, delivered [, detail]) or host.receipt{key= |
+** gateway_id=, delivered=, detail=}: returns true when recorded, or
+** false and why (an unknown message, one not sent). */
 static int h_receipt(lua_State *L) {
   yz_plugin *p = plugin_of(L);
-  const char *key = luaL_checkstring(L, 1);
-  int delivered = lua_toboolean(L, 2);
-  const char *detail = luaL_optstring(L, 3, NULL);
+  yz_host *h = p->host;
+  const char *key, *gw = NULL, *detail;
+  int delivered;
+  if (lua_istable(L, 1)) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "key");
+    lua_rawget(L, 1); /* 2 */
+    lua_pushliteral(L, "gateway_id");
+    lua_rawget(L, 1); /* 3 */
+    lua_pushliteral(L, "delivered");
+    lua_rawget(L, 1); /* 4 */
+    lua_pushliteral(L, "detail");
+    lua_rawget(L, 1); /* 5 */
+    key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    gw = lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : NULL;
+    if (!key && !gw)
+      return luaL_error(L, "host.receipt: give key or gateway_id");
+    delivered = lua_toboolean(L, 4);
+    detail = lua_type(L, 5) == LUA_TSTRING ? lua_tostring(L, 5) : NULL;
+  } else {
+    key = luaL_checkstring(L, 1);
+    delivered = lua_toboolean(L, 2);
+    detail = luaL_optstring(L, 3, NULL);
+  }
+  char found[256];
+  if (!key) {
+    if (yz_outbox_key_of(h->outbox, NULL, gw, found, sizeof found) != YZ_OK) {
+      lua_pushboolean(L, 0);
+      lua_pushfstring(L, "no message with gateway id '%s'", gw);
+      return 2;
+    }
+    key = found;
+  }
   yz_msg *m;
-  if (yz_outbox_get_key(p->host->outbox, key, &m) != YZ_OK)
-    return luaL_error(L, "host.receipt: no message with key '%s'", key);
-  yz_channel *c = NULL;
-  for (int i = 0; i < p->host->nchannels; i++)
-    if (strcmp(p->host->channels[i].name, m->channel) == 0)
-      c = &p->host->channels[i];
+  if (yz_outbox_get_key(h->outbox, key, &m) != YZ_OK) {
+    lua_pushboolean(L, 0);
+    lua_pushfstring(L, "no message with key '%s'", key);
+    return 2;
+  }
+  yz_channel *c = yz_deliver_channel(h, m->channel);
   yz_msg_free(m);
   if (!c || c->p != p)
     return luaL_error(L,
                       "host.receipt: message '%s' is not on a channel this "
                       "plugin delivers",
                       key);
-  int rc = yz_outbox_receipt(p->host->outbox, key, delivered, detail);
+  int rc = yz_outbox_receipt(h->outbox, key, delivered, detail);
   lua_pushboolean(L, rc == YZ_OK);
-  return 1;
+  if (rc == YZ_OK) return 1;
+  lua_pushstring(L, "the message is not sent (no receipt applies)");
+  return 2;
 }
 
 static int h_append(lua_State *L) {

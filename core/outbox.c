@@ -20,6 +20,7 @@ typedef struct chan {
   int64_t refill; /* when it was last filled (ms) */
   int in_flight;  /* claimed, outcome not yet recorded */
   int paused;     /* nothing delivers it now: no claims, no wake-ups */
+  char *held;     /* why its plugin cannot deliver it now, or NULL */
 } chan;
 
 /* A daily count: messages to one recipient over one channel on one day. */
@@ -81,6 +82,8 @@ void yz_msg_free(yz_msg *m) {
   free(m->state);
   free(m->gateway_id);
   free(m->last_error);
+  free(m->tpl);
+  free(m->params);
   free(m);
 }
 
@@ -97,6 +100,8 @@ yz_msg *yz_msg_copy(const yz_msg *m) {
   c->state = yz_strdup(m->state);
   c->gateway_id = yz_strdup(m->gateway_id);
   c->last_error = yz_strdup(m->last_error);
+  c->tpl = yz_strdup(m->tpl);
+  c->params = yz_strdup(m->params);
   return c;
 }
 
@@ -127,6 +132,7 @@ static void free_chans(yz_outbox *ob) {
   for (int i = 0; i < ob->nchans; i++) {
     free(ob->chans[i].r.name);
     free(ob->chans[i].r.type);
+    free(ob->chans[i].held);
   }
   free(ob->chans);
   ob->chans = NULL;
@@ -280,7 +286,7 @@ int yz_outbox_enqueue(yz_outbox *ob, const yz_msg_in *in, int64_t *id,
            (long)getpid(), ++ob->serial, r);
     key = auto_key;
   }
-  yz_value v[12] = {
+  yz_value v[13] = {
       {.type = YZ_TEXT, .s = key, .n = strlen(key)},
       {.type = YZ_TEXT, .s = in->channel, .n = strlen(in->channel)},
       {.type = YZ_TEXT, .s = in->to, .n = strlen(in->to)},
@@ -298,14 +304,20 @@ int yz_outbox_enqueue(yz_outbox *ob, const yz_msg_in *in, int64_t *id,
        .n = in->job ? strlen(in->job) : 0},
       {.type = YZ_INT, .i = in->not_before_ms > now ? in->not_before_ms : now},
       {.type = YZ_INT, .i = now},
+      {.type = in->tpl ? YZ_TEXT : YZ_NULL,
+       .s = in->tpl,
+       .n = in->tpl ? strlen(in->tpl) : 0},
+      {.type = in->params ? YZ_TEXT : YZ_NULL,
+       .s = in->params,
+       .n = in->params ? strlen(in->params) : 0},
   };
   int rc = yz_store_exec(
       ob->store, NULL,
       "INSERT INTO yz_outbox(key, channel, recipient, text, ucs2, parts, "
-      "meta, plugin, job, next_at, created_at, updated_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) "
+      "meta, plugin, job, next_at, created_at, updated_at, template, params) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) "
       "ON CONFLICT(key) DO NOTHING",
-      v, 11);
+      v, 13);
   if (rc != YZ_OK) {
     yz_fmt(err, errlen, "cannot queue the message: %s",
            yz_store_errmsg(ob->store));
@@ -423,7 +435,7 @@ static int64_t col_int(yz_stmt *st, int i) {
 #define MSG_COLUMNS                                                       \
   "id, key, channel, recipient, text, meta, plugin, job, state, "         \
   "gateway_id, last_error, parts, ucs2, attempts, in_doubt, created_at, " \
-  "next_at, sent_at, delivered_at, updated_at"
+  "next_at, sent_at, delivered_at, updated_at, template, params"
 
 static yz_msg *read_msg(yz_stmt *st) {
   yz_msg *m = yz_xcalloc(1, sizeof *m);
@@ -447,6 +459,8 @@ static yz_msg *read_msg(yz_stmt *st) {
   m->sent_ms = col_int(st, 17);
   m->delivered_ms = col_int(st, 18);
   m->updated_ms = col_int(st, 19);
+  m->tpl = col_str(st, 20);
+  m->params = col_str(st, 21);
   return m;
 }
 
@@ -474,7 +488,7 @@ static void hold_for_cap(yz_outbox *ob, yz_msg *m, int cap) {
 int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out) {
   *out = NULL;
   chan *c = find_chan(ob, ch);
-  if (!c) return 0;
+  if (!c || c->held) return 0;
   int64_t now = yz_clock_now_ms(ob->clock);
   if (now < ob->calm_until) return 0;
   int n = allowance(ob, c, now);
@@ -583,10 +597,10 @@ void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
   int64_t now = yz_clock_now_ms(ob->clock);
   yz_msg *r = m; /* taken: it becomes the pending outcome */
   r->updated_ms = now;
-  if (how == YZ_SEND_IN_DOUBT) {
+  if (how == YZ_SEND_IN_DOUBT || how == YZ_SEND_HELD) {
     set_str(&r->state, "queued");
     if (r->attempts > 0) r->attempts--;
-    r->in_doubt++;
+    if (how == YZ_SEND_IN_DOUBT) r->in_doubt++;
     r->next_ms = now;
     char *why = yz_strdup(detail ? detail : "in doubt");
     free(r->last_error);
@@ -711,7 +725,7 @@ int64_t yz_outbox_next_wake(yz_outbox *ob) {
   if (ob->npend) return 0;
   for (int i = 0; i < ob->nchans; i++) {
     chan *c = &ob->chans[i];
-    if (c->paused || c->in_flight >= c->r.max_in_flight)
+    if (c->paused || c->held || c->in_flight >= c->r.max_in_flight)
       continue; /* a completion (or its plugin's return) wakes */
     yz_stmt *st;
     if (yz_store_prepare(ob->store, NULL,
@@ -828,7 +842,7 @@ int yz_outbox_due_now(yz_outbox *ob) {
   int64_t now = yz_clock_now_ms(ob->clock);
   for (int i = 0; i < ob->nchans; i++) {
     chan *c = &ob->chans[i];
-    if (c->paused || quiet_until(ob, c, now)) continue;
+    if (c->paused || c->held || quiet_until(ob, c, now)) continue;
     yz_stmt *st;
     if (yz_store_prepare(ob->store, NULL,
                          "SELECT 1 FROM yz_outbox WHERE channel = ? AND state "
@@ -852,6 +866,91 @@ int yz_outbox_pause(yz_outbox *ob, const char *ch, int paused) {
   int was = c->paused;
   c->paused = paused;
   return was;
+}
+
+int yz_outbox_hold(yz_outbox *ob, const char *ch, const char *why) {
+  chan *c = find_chan(ob, ch);
+  if (!c) return 0;
+  int was = c->held != NULL;
+  set_str(&c->held, why);
+  return was;
+}
+
+const char *yz_outbox_held(const yz_outbox *ob, const char *ch) {
+  chan *c = find_chan(ob, ch);
+  return c ? c->held : NULL;
+}
+
+/* ------------------------------------------------------------- receipts */
+
+int yz_outbox_awaiting(yz_outbox *ob, const char *ch, int max,
+                       int64_t window_ms, yz_msg ***out) {
+  *out = NULL;
+  int64_t now = yz_clock_now_ms(ob->clock);
+  if (max <= 0) return 0;
+  if (yz_store_tx_begin(ob->store) != YZ_OK) return -1;
+  yz_stmt *st;
+  if (yz_store_prepare(ob->store, NULL,
+                       "SELECT " MSG_COLUMNS
+                       " FROM yz_outbox WHERE channel = ? AND state = 'sent' "
+                       "AND sent_at >= ? ORDER BY polled_at, id LIMIT ?",
+                       &st) != YZ_OK) {
+    yz_store_tx_rollback(ob->store);
+    return -1;
+  }
+  yz_value v[3] = {{.type = YZ_TEXT, .s = ch, .n = strlen(ch)},
+                   {.type = YZ_INT, .i = now - window_ms},
+                   {.type = YZ_INT, .i = max}};
+  for (int i = 0; i < 3; i++) yz_stmt_bind(st, i + 1, &v[i]);
+  yz_msg **got = yz_xcalloc((size_t)max, sizeof *got);
+  int k = 0, rc = YZ_OK;
+  while (k < max && yz_stmt_step(st) == YZ_ROW) got[k++] = read_msg(st);
+  yz_stmt_release(st);
+  for (int i = 0; i < k && rc == YZ_OK; i++) {
+    yz_value u[2] = {{.type = YZ_INT, .i = now},
+                     {.type = YZ_INT, .i = got[i]->id}};
+    rc = yz_store_exec(ob->store, NULL,
+                       "UPDATE yz_outbox SET polled_at = ?1 WHERE id = ?2", u,
+                       2);
+  }
+  if (rc == YZ_OK) rc = yz_store_tx_commit(ob->store);
+  if (rc != YZ_OK) {
+    if (yz_store_tx_depth(ob->store) > 0) yz_store_tx_rollback(ob->store);
+    for (int i = 0; i < k; i++) yz_msg_free(got[i]);
+    free(got);
+    return -1;
+  }
+  if (!k) {
+    free(got);
+    return 0;
+  }
+  *out = got;
+  return k;
+}
+
+int yz_outbox_key_of(yz_outbox *ob, const char *ch, const char *gateway_id,
+                     char *key, size_t keylen) {
+  yz_stmt *st;
+  int rc = yz_store_prepare(ob->store, NULL,
+                            "SELECT key FROM yz_outbox WHERE gateway_id = ?1 "
+                            "AND (?2 IS NULL OR channel = ?2) ORDER BY id "
+                            "DESC LIMIT 1",
+                            &st);
+  if (rc != YZ_OK) return rc;
+  yz_value v[2] = {
+      {.type = YZ_TEXT, .s = gateway_id, .n = strlen(gateway_id)},
+      {.type = ch ? YZ_TEXT : YZ_NULL, .s = ch, .n = ch ? strlen(ch) : 0}};
+  yz_stmt_bind(st, 1, &v[0]);
+  yz_stmt_bind(st, 2, &v[1]);
+  rc = YZ_ENOTFOUND;
+  if (yz_stmt_step(st) == YZ_ROW) {
+    yz_value r;
+    yz_stmt_column(st, 0, &r);
+    yz_fmt(key, keylen, "%.*s", (int)r.n, r.s);
+    rc = YZ_OK;
+  }
+  yz_stmt_release(st);
+  return rc;
 }
 
 void yz_outbox_forget_counts(yz_outbox *ob) {

@@ -59,6 +59,9 @@ typedef struct yz_msg_in {
   int64_t not_before_ms; /* earliest send time (0: now) */
   int parts;             /* SMS parts */
   int ucs2;              /* coding: UCS-2 rather than GSM 7-bit */
+  const char *tpl;       /* template name (text is its local rendering), or
+                            NULL for free text */
+  const char *params;    /* the template's parameters, a JSON object */
 } yz_msg_in;
 
 /* A message as the outbox hands it out or shows it. Strings are owned. */
@@ -66,6 +69,7 @@ typedef struct yz_msg {
   int64_t id;
   char *key, *channel, *to, *text, *meta, *plugin, *job, *state;
   char *gateway_id, *last_error;
+  char *tpl, *params; /* template name and parameters (JSON), or NULL */
   int parts, ucs2, attempts, in_doubt;
   int64_t created_ms, next_ms, sent_ms, delivered_ms, updated_ms;
 } yz_msg;
@@ -79,9 +83,12 @@ typedef enum {
   YZ_SEND_SENT = 0,  /* the gateway accepted it */
   YZ_SEND_TRANSIENT, /* try again later (5xx, 429, timeout, ...) */
   YZ_SEND_PERMANENT, /* never (a bad number, a rejected template) */
-  YZ_SEND_IN_DOUBT   /* no answer (the send was cut short): it may have
+  YZ_SEND_IN_DOUBT,  /* no answer (the send was cut short): it may have
                         reached the gateway; queued again, same key, not
                         counted as an attempt */
+  YZ_SEND_HELD       /* refused before it could go, for a reason that is not
+                        the message's (the channel's credentials): queued
+                        again, not counted as an attempt */
 } yz_send_outcome;
 
 /* Told of every state change after it is durable (for the bus). */
@@ -120,9 +127,22 @@ int yz_outbox_claim(yz_outbox *ob, const char *ch, int max, yz_msg ***out);
 void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
                       const char *detail, double retry_after,
                       const char *gateway_id);
-/* A delivery receipt for the message with this key (delivered or not). */
+/* A delivery receipt for the message with this key (delivered or not).
+** A receipt that it was not delivered makes a sent message dead, with the
+** detail (the provider's code) as its reason. Returns YZ_OK, YZ_ENOTFOUND,
+** or YZ_EUSAGE when the message is not sent. */
 int yz_outbox_receipt(yz_outbox *ob, const char *key, int delivered,
                       const char *detail);
+/* Sent messages of channel ch that still wait for a receipt, sent within
+** the last window_ms, those asked about least recently first; up to max.
+** Marks them asked about now. Returns the count (*out as for claim), or -1
+** when the store failed. */
+int yz_outbox_awaiting(yz_outbox *ob, const char *ch, int max,
+                       int64_t window_ms, yz_msg ***out);
+/* The key of the message of channel ch (NULL: any) the gateway knows as
+** gateway_id, into key; YZ_OK or YZ_ENOTFOUND. */
+int yz_outbox_key_of(yz_outbox *ob, const char *ch, const char *gateway_id,
+                     char *key, size_t keylen);
 /* Writes the outcomes recorded since the last flush in one transaction
 ** and tells the notify callback. Returns YZ_OK or the store's error (the
 ** outcomes stay pending and are tried again at the next flush). */
@@ -156,6 +176,13 @@ int yz_outbox_due_now(yz_outbox *ob);
 ** count for yz_outbox_next_wake. Returns whether it was paused before
 ** (new rules, at start and reload, begin unpaused). */
 int yz_outbox_pause(yz_outbox *ob, const char *ch, int paused);
+/* Holds a channel: its plugin said it cannot deliver anything now (the
+** credentials are refused). Its messages wait, as when paused, until
+** yz_outbox_hold(ob, ch, NULL) or new rules (a reload). Returns whether it
+** was held before. */
+int yz_outbox_hold(yz_outbox *ob, const char *ch, const char *why);
+/* Why channel ch is held, or NULL. */
+const char *yz_outbox_held(const yz_outbox *ob, const char *ch);
 /* Forgets the daily counts (they are read again from the table): after a
 ** rollback took sends away. */
 void yz_outbox_forget_counts(yz_outbox *ob);

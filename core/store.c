@@ -111,6 +111,14 @@ static const char *const core_steps[] = {
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX yz_outbox_due ON yz_outbox(channel, next_at)"
     "  WHERE state IN ('queued', 'failed');",
+    /* 4: template messages, and receipts polled from the provider */
+    "ALTER TABLE yz_outbox ADD COLUMN template TEXT;"
+    "ALTER TABLE yz_outbox ADD COLUMN params TEXT;"
+    "ALTER TABLE yz_outbox ADD COLUMN polled_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX yz_outbox_awaiting ON yz_outbox(channel, polled_at, id)"
+    "  WHERE state = 'sent';"
+    "CREATE INDEX yz_outbox_gateway ON yz_outbox(gateway_id)"
+    "  WHERE gateway_id IS NOT NULL;",
 };
 
 static void set_err(yz_store *s, const char *fmt, ...)
