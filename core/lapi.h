@@ -1,7 +1,7 @@
 /*
 ** lapi.h: the 'host' table plugins see, assembled from one binding file per
-** area: lapi_host.c (now, log, audit, options, describe), lapi_db.c (db, kv)
-** and lapi_json.c (json).
+** area: lapi_host.c (now, log, audit, options, describe), lapi_db.c (db, kv),
+** lapi_json.c (json) and lapi_crypto.c (crypto).
 */
 #ifndef YZ_LAPI_H
 #define YZ_LAPI_H
@@ -22,6 +22,9 @@ void yz_lapi_push_host(lua_State *L, struct yz_plugin *p);
 int luaopen_yz_db(lua_State *L);
 int luaopen_yz_kv(lua_State *L);
 int luaopen_yz_json(lua_State *L);
+/* host.crypto: SHA-256, HMAC-SHA1/SHA256, hex, base64, percent-encoding,
+** uuid and nonce, for signing requests to SMS providers (OpenSSL). */
+int luaopen_yz_crypto(lua_State *L);
 int luaopen_yz_log(lua_State *L);
 /* host.calendar: term, is_school_day, next_school_day, holiday. */
 int luaopen_yz_calendar(lua_State *L);

@@ -7,7 +7,8 @@
 **   host.log.debug/info/warn/error(msg [, fields])  -- logfmt on stderr
 **   host.audit(action [, subject [, detail]])       -- the audit log
 **   host.options                      -- defaults merged with the config
-**   host.db, host.kv (lapi_db.c), host.json (lapi_json.c)
+**   host.db, host.kv (lapi_db.c), host.json (lapi_json.c),
+**   host.crypto (lapi_crypto.c)
 */
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -107,7 +108,7 @@ int luaopen_yz_log(lua_State *L) {
 
 void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   int options = lua_gettop(L);
-  lua_createtable(L, 0, 24);
+  lua_createtable(L, 0, 28);
   lua_pushstring(L, p->name);
   lua_setfield(L, -2, "name");
   lua_pushcfunction(L, h_now);
@@ -127,6 +128,8 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_setfield(L, -2, "kv");
   luaopen_yz_json(L);
   lua_setfield(L, -2, "json");
+  luaopen_yz_crypto(L);
+  lua_setfield(L, -2, "crypto");
   yz_lapi_open_msg(L, p);
   lua_pushvalue(L, options);
   lua_setfield(L, -2, "options");
