@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <lualib.h>
 
 #include "buf.h"
 #include "deliver.h"
@@ -146,6 +148,70 @@ static void print_indented(FILE *f, const char *text) {
   fputc('\n', f);
 }
 
+/* A channel's settings for 'check': plain values shown, secrets masked,
+** the template map counted. */
+static void print_channel(yz_host *h, const yz_chan_conf *cc) {
+  lua_State *L = luaL_newstate();
+  char err[256];
+  yz_buf b;
+  yz_buf_init(&b, 64 * 1024);
+  yz_buf_addf(&b, "channel   %s (%s)", cc->rules.name, cc->rules.type);
+  if (L &&
+      yz_config_push_channel(h->cfg, cc->rules.name, L, err, sizeof err) == 0 &&
+      lua_istable(L, -1)) {
+    /* Keys sorted, for a stable listing. */
+    lua_newtable(L);
+    int keys = lua_gettop(L), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING) continue;
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, keys, ++n);
+    }
+    for (int i = 1; i < n; i++)
+      for (int j = i; j > 0; j--) {
+        lua_rawgeti(L, keys, j);
+        lua_rawgeti(L, keys, j + 1);
+        int swap = strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) > 0;
+        if (swap) {
+          lua_rawseti(L, keys, j);
+          lua_rawseti(L, keys, j + 1);
+        } else {
+          lua_pop(L, 2);
+          break;
+        }
+      }
+    const char *sep = ": ";
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, keys, i);
+      const char *k = lua_tostring(L, -1);
+      lua_pushvalue(L, -1);
+      int ty = lua_rawget(L, keys - 1);
+      if (strcmp(k, "type") == 0) {
+        /* shown already */
+      } else if (yz_config_key_is_secret(k)) {
+        yz_buf_addf(&b, "%s%s=******", sep, k);
+        sep = ", ";
+      } else if (strcmp(k, "templates") == 0) {
+        yz_buf_addf(&b, "%stemplates=%d mapped", sep, cc->ntpls);
+        sep = ", ";
+      } else if (ty == LUA_TSTRING || ty == LUA_TNUMBER) {
+        yz_buf_addf(&b, "%s%s=%s", sep, k, lua_tostring(L, -1));
+        sep = ", ";
+      } else if (ty == LUA_TBOOLEAN) {
+        yz_buf_addf(&b, "%s%s=%s", sep, k,
+                    lua_toboolean(L, -1) ? "true" : "false");
+        sep = ", ";
+      }
+      lua_pop(L, 2);
+    }
+  }
+  printf("%s\n", yz_buf_str(&b));
+  yz_buf_free(&b);
+  if (L) lua_close(L);
+}
+
 static int cmd_check(const char *dir, int argc, char **argv) {
   (void)argv;
   if (argc != 1) return usage_error("check takes no arguments");
@@ -153,6 +219,8 @@ static int cmd_check(const char *dir, int argc, char **argv) {
   if (!h) return EXIT_FAIL;
   printf("config    %s: ok\n", h->config_path);
   printf("database  %s: ok\n", yz_store_path(h->store));
+  for (int i = 0; i < h->cfg->nchannels; i++)
+    print_channel(h, &h->cfg->channels[i]);
   int rc = yz_host_start(h);
   int enabled = 0;
   for (int i = 0; i < h->nplugins; i++) {
@@ -363,15 +431,18 @@ static void drain(yz_host *h, yz_loop *lp) {
   }
 }
 
-/* What waits after --until-idle: later retries, quiet hours, caps. */
-static void report_waiting(yz_host *h) {
+/* What waits after --until-idle: later retries, quiet hours, caps, held
+** channels. Returns how many messages wait on a channel that cannot
+** deliver them now (held, or no plugin delivers it). */
+static long long report_waiting(yz_host *h) {
   yz_stmt *st;
+  long long stuck = 0;
   if (yz_store_prepare(h->store, NULL,
                        "SELECT channel, count(*), sum(state = 'failed') FROM "
                        "yz_outbox WHERE state IN ('queued', 'failed') GROUP "
                        "BY channel ORDER BY channel",
                        &st) != YZ_OK)
-    return;
+    return 0;
   long long total = 0;
   while (yz_stmt_step(st) == YZ_ROW) {
     yz_value ch, n, failed;
@@ -379,10 +450,19 @@ static void report_waiting(yz_host *h) {
     yz_stmt_column(st, 1, &n);
     yz_stmt_column(st, 2, &failed);
     const yz_chan_rules *r = yz_outbox_channel(h->outbox, ch.s);
-    const char *why = !r ? "it is not configured"
+    const char *held = yz_outbox_held(h->outbox, ch.s);
+    yz_channel *c = yz_deliver_channel(h, ch.s);
+    char heldwhy[700];
+    if (held)
+      yz_fmt(heldwhy, sizeof heldwhy, "the channel is paused: %s", held);
+    const char *why = !r     ? "it is not configured"
+                      : held ? heldwhy
+                      : !c || c->p->state != YZ_PS_OK
+                          ? "no healthy plugin delivers it"
                       : yz_outbox_quiet_now(h->outbox, ch.s) ? "quiet hours"
                       : failed.i ? "retries after failures, or daily caps"
                                  : "daily caps or a later send time";
+    if (!r || held || !c || c->p->state != YZ_PS_OK) stuck += n.i;
     fprintf(stderr, "yizhan: %lld message(s) of channel '%s' wait: %s\n",
             (long long)n.i, ch.s, why);
     total += n.i;
@@ -396,6 +476,7 @@ static void report_waiting(yz_host *h) {
                        sizeof when);
     fprintf(stderr, "yizhan: idle; the next may go at %s\n", when);
   }
+  return stuck;
 }
 
 static int cmd_run(const char *dir, int argc, char **argv) {
@@ -436,14 +517,21 @@ static int cmd_run(const char *dir, int argc, char **argv) {
   const char *kv[] = {"plugins_ok", okn, "plugins_failed", badn, "pid", pid};
   yz_log_write(&h->log, YZ_LOG_INFO, NULL, "ready", kv, 3);
   yz_host_audit(h, "core", "start", NULL, NULL);
-  int status = EXIT_OK;
+  int status = EXIT_OK, polled = 0;
   for (;;) {
     /* Due jobs, events, messages and ready tasks first; then sleep until
     ** the next one (at most a minute, so a changed system clock is
     ** noticed), an HTTP transfer's progress or a signal. */
     int64_t wait = yz_host_tick(h);
     if (until_idle && wait != 0 && yz_host_idle(h)) {
-      report_waiting(h);
+      /* Receipts for what was just sent, once, before ending. */
+      if (!polled++ && yz_deliver_poll_now(h) > 0) continue;
+      if (report_waiting(h) > 0) {
+        fprintf(stderr,
+                "yizhan: messages wait on channels that cannot deliver them "
+                "now (see above)\n");
+        status = EXIT_FAIL;
+      }
       break;
     }
     int timeout = wait < 0 || wait > 60000 ? 60000 : (int)wait;

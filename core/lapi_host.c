@@ -4,6 +4,9 @@
 **
 **   host.name                         -- the plugin's name
 **   host.now() -> seconds since the epoch (integer), host.now_ms()
+**   host.date([t [, "utc"]]) -> { year=, month=, day=, hour=, min=, sec=,
+**                                 wday= (1 = Sunday) }  -- local time of
+**                                 the configured zone, or UTC
 **   host.log.debug/info/warn/error(msg [, fields])  -- logfmt on stderr
 **   host.audit(action [, subject [, detail]])       -- the audit log
 **   host.options                      -- defaults merged with the config
@@ -29,6 +32,39 @@ static int h_now(lua_State *L) {
 
 static int h_now_ms(lua_State *L) {
   lua_pushinteger(L, yz_clock_now_ms(&plugin_of(L)->host->clock));
+  return 1;
+}
+
+static int h_date(lua_State *L) {
+  yz_plugin *p = plugin_of(L);
+  int64_t t = luaL_opt(L, luaL_checkinteger, 1,
+                       yz_clock_now_ms(&p->host->clock) / 1000);
+  const char *zone = luaL_optstring(L, 2, "local");
+  int utc = strcmp(zone, "utc") == 0;
+  if (!utc && strcmp(zone, "local") != 0)
+    return luaL_argerror(L, 2, "expected \"utc\" or \"local\"");
+  if (t < -62135596800LL || t > 253402300799LL)
+    return luaL_argerror(L, 1, "out of range (years 1 to 9999)");
+  if (!utc) t += yz_clock_utcoff(p->host->cfg->timezone, t);
+  int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  int64_t secs = t - days * 86400;
+  int y, m, d;
+  yz_civil_from_days(days, &y, &m, &d);
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, y);
+  lua_setfield(L, -2, "year");
+  lua_pushinteger(L, m);
+  lua_setfield(L, -2, "month");
+  lua_pushinteger(L, d);
+  lua_setfield(L, -2, "day");
+  lua_pushinteger(L, secs / 3600);
+  lua_setfield(L, -2, "hour");
+  lua_pushinteger(L, secs / 60 % 60);
+  lua_setfield(L, -2, "min");
+  lua_pushinteger(L, secs % 60);
+  lua_setfield(L, -2, "sec");
+  lua_pushinteger(L, ((days % 7) + 7 + 4) % 7 + 1); /* 1970-01-01: Thu */
+  lua_setfield(L, -2, "wday");
   return 1;
 }
 
@@ -115,6 +151,8 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_setfield(L, -2, "now");
   lua_pushcfunction(L, h_now_ms);
   lua_setfield(L, -2, "now_ms");
+  lua_pushcfunction(L, h_date);
+  lua_setfield(L, -2, "date");
   lua_pushcfunction(L, h_audit);
   lua_setfield(L, -2, "audit");
   yz_lapi_open_sched(L);

@@ -21,6 +21,7 @@ return {
             channel = msg.channel, parts = msg.parts, coding = msg.coding,
             attempt = msg.attempt, in_doubt = msg.in_doubt,
             plugin = msg.plugin, job = msg.job, meta = msg.meta,
+            template = msg.template, params = msg.params,
             at = host.now(),
           }
           local ok, err = host.append(path, line .. "\n")

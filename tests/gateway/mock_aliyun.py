@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""Mock Aliyun SMS (dysmsapi 2017-05-25, RPC style) for yizhan's tests.
+
+Python 3 standard library only. Listens on 127.0.0.1 only, path "/", GET
+(query string) or POST application/x-www-form-urlencoded (query string and
+form are merged, the form wins; a POST body of any other type is ignored,
+as the real endpoint ignores it). Every request is verified the way Aliyun
+does, in this order, and the first failure answers (errors as
+{"RequestId","Code","Message","HostId":"dysmsapi.aliyuncs.com"}):
+
+  path not "/"                              404 InvalidAction.NotFound
+  1. a common parameter absent or empty     400 Missing<Name>
+     (AccessKeyId Action Format RegionId SignatureMethod SignatureNonce
+      SignatureVersion Timestamp Version Signature, checked in that order)
+     Format != JSON, SignatureMethod != HMAC-SHA1, SignatureVersion != 1.0,
+     Version != 2017-05-25                  400 Invalid<Name>
+  2. AccessKeyId not --access-key-id        404 InvalidAccessKeyId.NotFound
+  3. Timestamp not YYYY-MM-DDThh:mm:ssZ     400 InvalidTimeStamp.Format
+     more than 900 s from server time       400 InvalidTimeStamp.Expired
+  4. Signature != base64(HMAC-SHA1(secret + "&", StringToSign)), where
+     StringToSign = METHOD + "&%2F&" + enc(sorted k=v pairs joined by &),
+     enc = RFC 3986 percent-encoding of UTF-8 (A-Z a-z 0-9 - _ . ~ kept)
+                                            400 SignatureDoesNotMatch
+     (Message "Specified signature is not matched with our calculation.
+      server string to sign is:<StringToSign>")
+  5. SignatureNonce seen before             400 SignatureNonceUsed
+     (a nonce is remembered once the signature checked out, for 1800 s:
+      twice the timestamp window, so no replay can slip through)
+  6. Action not SendSms/QuerySendDetails    404 InvalidAction.NotFound
+
+SendSms (business errors are HTTP 200 {"Code","Message","RequestId"}):
+  PhoneNumbers absent/empty                 400 MissingPhoneNumbers
+  more than 1000 numbers                    200 isv.MOBILE_COUNT_OVER_LIMIT
+  a number not [+86|86]1[3-9]XXXXXXXXX      200 isv.MOBILE_NUMBER_ILLEGAL
+  SignName absent                           400 MissingSignName
+  SignName empty (or blank)                 200 isv.SMS_SIGNATURE_ILLEGAL
+  TemplateCode absent/empty                 400 MissingTemplateCode
+  TemplateCode not a --template             200 isv.SMS_TEMPLATE_ILLEGAL
+  TemplateParam not a JSON object, or a value not a string
+                                            200 isv.INVALID_JSON_PARAM
+  TemplateParam lacks a required name (or is absent while the template has
+  some)                                     200 isv.TEMPLATE_MISSING_PARAMETERS
+  then the faults file decides (below); success is
+  200 {"Code":"OK","Message":"OK","BizId":"<digits>^0","RequestId":...} and
+  every number of the request is recorded as a sent message (BizId,
+  SendDate = server time in Beijing time UTC+8 "YYYY-MM-DD HH:MM:SS",
+  Content "【SignName】TemplateCode {params JSON, sorted keys}", OutId,
+  TemplateCode) with the receipt that the receipts file gives its number
+  at send time.
+
+QuerySendDetails (PhoneNumber, SendDate, PageSize, CurrentPage required,
+BizId optional filter):
+  a required one absent/empty               400 Missing<Name>
+  PhoneNumber not a mainland mobile         200 isv.MOBILE_NUMBER_ILLEGAL
+  SendDate not YYYYMMDD, or not within the last 30 days (Beijing date of
+  the server time), PageSize not 1..50, CurrentPage not >= 1
+                                            200 isv.INVALID_PARAMETERS
+  answer 200 {"Code":"OK","Message":"OK","TotalCount":N,"RequestId":...,
+   "SmsSendDetailDTOs":{"SmsSendDetailDTO":[{"PhoneNum","SendStatus",
+   "ErrCode","TemplateCode","Content","SendDate","ReceiveDate","OutId"}]}}
+  over the messages to that number whose Beijing send date is SendDate (and
+  whose BizId is BizId, when given), in send order, paged. SendStatus 3
+  (delivered, ErrCode "DELIVERED", ReceiveDate = SendDate + 1 s), 2 (failed,
+  ErrCode = the receipt code), 1 (waiting: receipt "none", ErrCode "",
+  ReceiveDate ""). OutId is left out when the send had none, as Aliyun does.
+  NB: SendDate is the BEIJING date: a client that takes its own UTC date
+  misses messages sent between 16:00 and 24:00 UTC.
+
+Faults file (--faults, JSON, re-read on each SendSms; missing = {}):
+  {"13900000001": ["isv.BUSINESS_LIMIT_CONTROL", "ok"], "13900000002": "lost"}
+Keys are national numbers (86/+86 prefixes are accepted too); a value is a
+list of outcome names (or one name). Each SendSms that passes verification
+and validation draws the next outcome of every number of it that is listed
+(once per request per number; the last outcome sticks once the list is used
+up; rewriting a number's list to a different one restarts it); the outcome
+of the request is the one drawn for the FIRST listed number of the request;
+unlisted numbers -> ok:
+  ok                          success
+  isv.BUSINESS_LIMIT_CONTROL  200, Message "触发分钟级流控Permits:1"
+  isv.MOBILE_NUMBER_ILLEGAL   200
+  isv.AMOUNT_NOT_ENOUGH       200 (any other "isv.X" answers likewise)
+  http500                     500 {"Code":"InternalError",...}
+  hang                        no answer for --hang-s (30) s or until the
+                              client hangs up, then close; nothing sent
+  lost                        accepted and recorded (receipts too), then the
+                              connection is closed without an answer
+An unknown outcome name, or a faults/receipts file that is not valid JSON,
+answers 500 {"Code":"MockConfigError"} (write those files via tmp+rename).
+
+Receipts file (--receipts, JSON, re-read on each SendSms; missing = {}):
+  {"13900000001": "DELIVERED", "13900000002": "MOBILE_NOT_ON_SERVICE",
+   "13900000003": "none"}
+DELIVERED (the default for unlisted numbers), any failure code, or "none"
+(no receipt ever: stays waiting).
+
+Log (--log, one JSON line per request on "/", accepted or rejected, written
+and flushed before the answer):
+  {"n":1,"t":1700000000.123,"method":"GET","path":"/","action":"SendSms",
+   "params":{...all query/form parameters but Signature...},
+   "phones":["13900000001"],"outcome":"ok","status":200,"bizid":"...^0"}
+action is the Action parameter ("" if none); phones the request's numbers
+(PhoneNumbers or PhoneNumber; national form when valid, else as sent);
+outcome "ok" | "lost" | "hang" | "http500" | the error Code answered;
+status the HTTP status, null for hang and lost; bizid only on accepted
+sends (ok and lost).
+
+GET /stats -> {"total":<requests logged>,"accepted":{"139...":<messages>},
+  "accepted_total":N,"rejected":{"<outcome>":N},"outcomes":{"ok":N,...},
+  "actions":{"SendSms":N,"QuerySendDetails":N}}
+  accepted counts messages (one per number per accepted send, lost ones
+  included); rejected counts requests whose outcome is not ok/lost, by
+  outcome; outcomes counts every request by outcome.
+GET /health -> 200 "ok"
+
+Usage:
+  python3 tests/gateway/mock_aliyun.py --port 0 --port-file RUN/port \\
+      --pid-file RUN/pid --log RUN/aliyun.jsonl [--faults RUN/faults.json] \\
+      [--receipts RUN/receipts.json] [--clock-skew-s 0] \\
+      --access-key-id testId --access-key-secret testSecret \\
+      --template SMS_1234=child,month [--template SMS_5678=] \\
+      [--hang-s 30] [--idle-timeout 60]
+
+--clock-skew-s S makes the server's clock S seconds ahead of the machine's
+(for timestamps, SendDate and the 30-day window). The port file (written via
+FILE.tmp + rename once listening) holds the port; SIGTERM or SIGINT stops
+the server cleanly (exit 0) and removes the pid and port files.
+"""
+
+import argparse
+import base64
+import collections
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, quote, urlsplit
+
+MAX_BODY = 1 << 20
+HOST_ID = "dysmsapi.aliyuncs.com"
+BEIJING = timezone(timedelta(hours=8))
+TIME_WINDOW_S = 900
+NONCE_KEEP_S = 2 * TIME_WINDOW_S
+COMMON = ("AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "SignatureNonce",
+          "SignatureVersion", "Timestamp", "Version", "Signature")
+FIXED = (("Format", "JSON"), ("SignatureMethod", "HMAC-SHA1"), ("SignatureVersion", "1.0"),
+         ("Version", "2017-05-25"))
+SPECIAL = ("ok", "lost", "hang", "http500")
+ISV_MESSAGES = {
+    "isv.BUSINESS_LIMIT_CONTROL": "触发分钟级流控Permits:1",
+    "isv.MOBILE_NUMBER_ILLEGAL": "非法手机号",
+    "isv.AMOUNT_NOT_ENOUGH": "账户余额不足",
+    "isv.MOBILE_COUNT_OVER_LIMIT": "手机号码数量超过限制",
+    "isv.SMS_SIGNATURE_ILLEGAL": "该账号下找不到对应签名",
+    "isv.SMS_TEMPLATE_ILLEGAL": "该账号下找不到对应模板",
+    "isv.TEMPLATE_MISSING_PARAMETERS": "模板变量缺少对应参数值",
+    "isv.INVALID_JSON_PARAM": "JSON参数不合法，只接受字符串值",
+    "isv.INVALID_PARAMETERS": "参数异常",
+}
+
+
+# ---------------------------------------------------------------- signing
+def percent_encode(s):
+    """RFC 3986 percent-encoding of the UTF-8 bytes (A-Z a-z 0-9 - _ . ~ kept)."""
+    return quote(s, safe="-_.~", encoding="utf-8")
+
+
+def string_to_sign(method, params):
+    """METHOD&%2F&enc(canonical query) over all params but Signature."""
+    canon = "&".join(f"{percent_encode(k)}={percent_encode(v)}"
+                     for k, v in sorted(params.items(), key=lambda kv: kv[0].encode("utf-8"))
+                     if k != "Signature")
+    return f"{method}&{percent_encode('/')}&{percent_encode(canon)}"
+
+
+def sign(secret, method, params):
+    """Aliyun RPC signature 1.0: base64(HMAC-SHA1(secret + "&", StringToSign))."""
+    sts = string_to_sign(method, params)
+    mac = hmac.new((secret + "&").encode("utf-8"), sts.encode("utf-8"), hashlib.sha1)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+# ---------------------------------------------------------------- helpers
+MOBILE_RE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
+
+
+def national(number):
+    """'13900000001', '8613900000001', '+8613900000001' -> '13900000001'; else None."""
+    m = MOBILE_RE.fullmatch(number) if isinstance(number, str) else None
+    return m.group(1) if m else None
+
+
+def write_atomic(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def remove_if(path, content):
+    """Remove path if it still holds content (not another run's file)."""
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            mine = f.read().strip() == content
+        if mine:
+            os.remove(path)
+    except OSError:
+        pass
+
+
+class MockConfigError(Exception):
+    pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+def load_map(path, what, list_values):
+    """A JSON object file keyed by number; missing file -> {}."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise MockConfigError(f"{what} file {path}: {e}")
+    if not isinstance(obj, dict):
+        raise MockConfigError(f"{what} file {path}: not a JSON object")
+    out = {}
+    for k, v in obj.items():
+        if list_values and isinstance(v, str):
+            v = [v]
+        ok = (isinstance(v, list) and all(isinstance(x, str) for x in v)) if list_values else isinstance(v, str)
+        if not ok:
+            raise MockConfigError(f"{what} file {path}: bad value for {k!r}")
+        out[national(k) or k] = v
+    return out
+
+
+def bj_time(t):
+    return datetime.fromtimestamp(t, BEIJING)
+
+
+def request_id():
+    return str(uuid.uuid4()).upper()
+
+
+class Decision:
+    """What to answer: status + body, or mode "hang"/"lost" (no answer)."""
+
+    def __init__(self, status, body, outcome, mode="answer", extra=None, accepted=()):
+        self.status = status
+        self.body = body
+        self.outcome = outcome
+        self.mode = mode
+        self.extra = extra or {}
+        self.accepted = list(accepted)
+
+
+# ---------------------------------------------------------------- provider
+class Provider:
+    """Verification, business rules, the sent messages and counters."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.key_id = args.access_key_id
+        self.secret = args.access_key_secret
+        self.skew = args.clock_skew_s
+        self.faults_path = args.faults
+        self.receipts_path = args.receipts
+        self.templates = {}
+        for spec in args.template:
+            code, sep, names = spec.partition("=")
+            if not sep or not code:
+                raise ValueError(f"--template {spec!r} is not CODE=name,name")
+            self.templates[code] = [x.strip() for x in names.split(",") if x.strip()]
+        self.seq = 0
+        self.biz_base = int(time.time()) % 1000000
+        self.nonces = collections.OrderedDict()  # nonce -> monotonic time seen
+        self.fault_pos = {}  # national -> (list as JSON, next index)
+        self.messages = []
+        self.total = 0
+        self.accepted = {}
+        self.rejected = {}
+        self.outcomes = {}
+        self.actions = {}
+        self.log = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
+
+    def next_n(self):
+        with self.lock:
+            self.seq += 1
+            return self.seq
+
+    def now(self):
+        return time.time() + self.skew
+
+    # ------------------------------------------------------------ answers
+    @staticmethod
+    def error(status, code, message):
+        return Decision(status, {"RequestId": request_id(), "Code": code, "Message": message,
+                                 "HostId": HOST_ID}, code)
+
+    @staticmethod
+    def biz(code, message=None):
+        return Decision(200, {"Code": code, "Message": message or ISV_MESSAGES.get(code, code),
+                              "RequestId": request_id()}, code)
+
+    # ------------------------------------------------------------ verification
+    def process(self, n, method, path, params):
+        if path != "/":
+            return self.error(404, "InvalidAction.NotFound",
+                              "Specified api is not found, please check your url and method.")
+        for name in COMMON:
+            if not params.get(name):
+                return self.error(400, "Missing" + name, f"{name} is mandatory for this action.")
+        for name, want in FIXED:
+            if params[name] != want:
+                return self.error(400, "Invalid" + name,
+                                  f"Specified parameter {name} is not valid (expected {want}).")
+        if params["AccessKeyId"] != self.key_id:
+            return self.error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        now = self.now()
+        ts = params["Timestamp"]
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", ts):
+                raise ValueError(ts)
+            t = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            return self.error(400, "InvalidTimeStamp.Format",
+                              "Specified time stamp or date value is not well formatted.")
+        if abs(t - now) > TIME_WINDOW_S:
+            return self.error(400, "InvalidTimeStamp.Expired",
+                              "Specified time stamp or date value is expired.")
+        sts = string_to_sign(method, params)
+        want = sign(self.secret, method, params)
+        if not hmac.compare_digest(want.encode(), params["Signature"].encode("utf-8")):
+            return self.error(400, "SignatureDoesNotMatch",
+                              "Specified signature is not matched with our calculation. "
+                              "server string to sign is:" + sts)
+        nonce = params["SignatureNonce"]
+        with self.lock:
+            mono = time.monotonic()
+            while self.nonces:
+                first, seen = next(iter(self.nonces.items()))
+                if mono - seen <= NONCE_KEEP_S:
+                    break
+                self.nonces.popitem(last=False)
+            if nonce in self.nonces:
+                used = True
+            else:
+                used = False
+                self.nonces[nonce] = mono
+        if used:
+            return self.error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        action = params["Action"]
+        try:
+            if action == "SendSms":
+                return self.send_sms(n, params, now)
+            if action == "QuerySendDetails":
+                return self.query(params, now)
+        except MockConfigError as e:
+            print(f"mock_aliyun: {e}", file=sys.stderr, flush=True)
+            return Decision(500, {"RequestId": request_id(), "Code": "MockConfigError",
+                                  "Message": str(e), "HostId": HOST_ID}, "MockConfigError")
+        return self.error(404, "InvalidAction.NotFound",
+                          "Specified api is not found, please check your url and method.")
+
+    # ------------------------------------------------------------ faults
+    def draw(self, faults, number):
+        """Next outcome for number (under self.lock); None if not listed."""
+        lst = faults.get(number)
+        if lst is None:
+            return None
+        if not lst:
+            return "ok"
+        key = json.dumps(lst)
+        prev = self.fault_pos.get(number)
+        idx = prev[1] if prev and prev[0] == key else 0
+        self.fault_pos[number] = (key, idx + 1)
+        return lst[min(idx, len(lst) - 1)]
+
+    # ------------------------------------------------------------ SendSms
+    def send_sms(self, n, params, now):
+        raw = params.get("PhoneNumbers")
+        if not raw:
+            return self.error(400, "MissingPhoneNumbers", "PhoneNumbers is mandatory for this action.")
+        numbers = raw.split(",")
+        if len(numbers) > 1000:
+            return self.biz("isv.MOBILE_COUNT_OVER_LIMIT")
+        nats = [national(x) for x in numbers]
+        bad = [x for x, y in zip(numbers, nats) if y is None]
+        if bad:
+            return self.biz("isv.MOBILE_NUMBER_ILLEGAL", f"非法手机号: {bad[0]}")
+        sign_name = params.get("SignName")
+        if sign_name is None:
+            return self.error(400, "MissingSignName", "SignName is mandatory for this action.")
+        if not sign_name.strip():
+            return self.biz("isv.SMS_SIGNATURE_ILLEGAL")
+        code = params.get("TemplateCode")
+        if not code:
+            return self.error(400, "MissingTemplateCode", "TemplateCode is mandatory for this action.")
+        if code not in self.templates:
+            return self.biz("isv.SMS_TEMPLATE_ILLEGAL")
+        required = self.templates[code]
+        tp = params.get("TemplateParam")
+        values = {}
+        if tp:
+            try:
+                values = json.loads(tp)
+            except ValueError:
+                return self.biz("isv.INVALID_JSON_PARAM", "JSON参数不合法: TemplateParam is not JSON")
+            if not isinstance(values, dict):
+                return self.biz("isv.INVALID_JSON_PARAM", "JSON参数不合法: TemplateParam is not a JSON object")
+        missing = [k for k in required if k not in values]
+        if missing:
+            return self.biz("isv.TEMPLATE_MISSING_PARAMETERS", f"模板变量缺少对应参数值: {missing[0]}")
+        nonstr = [k for k, v in values.items() if not isinstance(v, str)]
+        if nonstr:
+            return self.biz("isv.INVALID_JSON_PARAM", f"JSON参数不合法，只接受字符串值: {nonstr[0]}")
+
+        faults = load_map(self.faults_path, "faults", True)
+        receipts = load_map(self.receipts_path, "receipts", False)
+        with self.lock:
+            outcome = None
+            seen = set()
+            for num in nats:
+                if num in seen:
+                    continue
+                seen.add(num)
+                o = self.draw(faults, num)
+                if o is not None and outcome is None:
+                    outcome = o
+            outcome = outcome or "ok"
+            if outcome not in SPECIAL and not outcome.startswith("isv."):
+                raise MockConfigError(f"unknown fault outcome {outcome!r}")
+            if outcome not in ("ok", "lost"):
+                if outcome == "http500":
+                    return Decision(500, {"RequestId": request_id(), "Code": "InternalError",
+                                          "Message": "The request processing has failed due to some unknown error.",
+                                          "HostId": HOST_ID}, "http500")
+                if outcome == "hang":
+                    return Decision(None, None, "hang", mode="hang")
+                return self.biz(outcome)
+            biz_id = f"{self.biz_base:06d}{n:09d}^0"
+            send_date = bj_time(now).strftime("%Y-%m-%d %H:%M:%S")
+            content = f"【{sign_name}】{code} " + json.dumps(values, ensure_ascii=False, sort_keys=True,
+                                                            separators=(",", ":"))
+            for num in nats:
+                r = receipts.get(num, "DELIVERED")
+                if r.lower() == "none":
+                    r = None
+                elif r.upper() == "DELIVERED":
+                    r = "DELIVERED"
+                self.messages.append({"phone": num, "biz_id": biz_id, "t": now, "send_date": send_date,
+                                      "day": bj_time(now).strftime("%Y%m%d"), "content": content,
+                                      "out_id": params.get("OutId"), "template": code, "receipt": r})
+        extra = {"bizid": biz_id}
+        if outcome == "lost":
+            return Decision(None, None, "lost", mode="lost", extra=extra, accepted=nats)
+        return Decision(200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id()},
+                        "ok", extra=extra, accepted=nats)
+
+    # ------------------------------------------------------------ QuerySendDetails
+    def query(self, params, now):
+        for name in ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"):
+            if not params.get(name):
+                return self.error(400, "Missing" + name, f"{name} is mandatory for this action.")
+        num = national(params["PhoneNumber"])
+        if num is None:
+            return self.biz("isv.MOBILE_NUMBER_ILLEGAL")
+        day = params["SendDate"]
+        try:
+            if not re.fullmatch(r"[0-9]{8}", day):
+                raise ValueError(day)
+            d = datetime.strptime(day, "%Y%m%d").date()
+        except ValueError:
+            return self.biz("isv.INVALID_PARAMETERS", "参数异常: SendDate must be YYYYMMDD")
+        today = bj_time(now).date()
+        if not today - timedelta(days=30) <= d <= today:
+            return self.biz("isv.INVALID_PARAMETERS", "参数异常: SendDate must be within the last 30 days")
+        size, page = params["PageSize"], params["CurrentPage"]
+        if not re.fullmatch(r"[0-9]{1,6}", size) or not 1 <= int(size) <= 50:
+            return self.biz("isv.INVALID_PARAMETERS", "参数异常: PageSize must be 1..50")
+        if not re.fullmatch(r"[0-9]{1,9}", page) or int(page) < 1:
+            return self.biz("isv.INVALID_PARAMETERS", "参数异常: CurrentPage must be >= 1")
+        size, page = int(size), int(page)
+        biz_id = params.get("BizId") or None
+        with self.lock:
+            found = [m for m in self.messages
+                     if m["phone"] == num and m["day"] == day and (biz_id is None or m["biz_id"] == biz_id)]
+        dtos = []
+        for m in found[(page - 1) * size:page * size]:
+            r = m["receipt"]
+            dto = {"PhoneNum": m["phone"], "TemplateCode": m["template"], "Content": m["content"],
+                   "SendDate": m["send_date"]}
+            if r is None:
+                dto.update(SendStatus=1, ErrCode="", ReceiveDate="")
+            else:
+                dto.update(SendStatus=3 if r == "DELIVERED" else 2, ErrCode=r,
+                           ReceiveDate=bj_time(m["t"] + 1).strftime("%Y-%m-%d %H:%M:%S"))
+            if m["out_id"] is not None:
+                dto["OutId"] = m["out_id"]
+            dtos.append(dto)
+        return Decision(200, {"Code": "OK", "Message": "OK", "TotalCount": len(found), "RequestId": request_id(),
+                              "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}}, "ok")
+
+    # ------------------------------------------------------------ log + stats
+    def record(self, rec, decision):
+        with self.lock:
+            self.total += 1
+            out = decision.outcome
+            self.outcomes[out] = self.outcomes.get(out, 0) + 1
+            act = rec["action"]
+            self.actions[act] = self.actions.get(act, 0) + 1
+            if out not in ("ok", "lost"):
+                self.rejected[out] = self.rejected.get(out, 0) + 1
+            for num in decision.accepted:
+                self.accepted[num] = self.accepted.get(num, 0) + 1
+            if self.log is not None:
+                self.log.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
+                self.log.flush()
+
+    def stats(self):
+        with self.lock:
+            return {"total": self.total, "accepted": dict(self.accepted),
+                    "accepted_total": sum(self.accepted.values()), "rejected": dict(self.rejected),
+                    "outcomes": dict(self.outcomes), "actions": dict(self.actions)}
+
+
+# ---------------------------------------------------------------- HTTP
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mock-aliyun/1"
+    sys_version = ""
+    disable_nagle_algorithm = True
+
+    def log_message(self, format, *args):
+        pass
+
+    def reply(self, status, body, ctype="application/json;charset=utf-8"):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        reason = self.responses.get(status, ("",))[0]
+        head = [f"HTTP/1.1 {status} {reason}",
+                f"Server: {self.server_version}",
+                f"Content-Type: {ctype}",
+                f"Content-Length: {len(body)}"]
+        if self.close_connection:
+            head.append("Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        self.wfile.flush()
+
+    def reply_json(self, status, obj):
+        self.reply(status, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def hang(self):
+        """No answer for --hang-s seconds, or until the client hangs up."""
+        self.close_connection = True
+        deadline = time.monotonic() + self.server.hang_s
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not poller.poll(left * 1000):
+                continue
+            try:
+                peek = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not peek:
+                return  # the client gave up
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks, size = [], 0
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    n = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise BadRequest("bad chunk size")
+                if n == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                size += n
+                if size > MAX_BODY:
+                    raise BadRequest("body too large")
+                chunks.append(self.rfile.read(n))
+                self.rfile.readline(3)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise BadRequest("bad content-length")
+        if length < 0 or length > MAX_BODY:
+            raise BadRequest("bad content-length")
+        return self.rfile.read(length) if length else b""
+
+    def handle_api(self):
+        url = urlsplit(self.path)
+        prov = self.server.provider
+        n = prov.next_n()
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="replace"))
+        try:
+            body = self.read_body()
+        except BadRequest as e:
+            self.close_connection = True
+            decision = prov.error(400, "InvalidParameter", f"bad request: {e}")
+        else:
+            ctype = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if self.command == "POST" and body and ctype == "application/x-www-form-urlencoded":
+                params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                                        errors="replace"))
+            decision = prov.process(n, self.command, url.path, params)
+        raw = params.get("PhoneNumbers") if params.get("Action") != "QuerySendDetails" else None
+        if raw is None:
+            raw = params.get("PhoneNumber", "")
+        phones = [national(x) or x for x in raw.split(",")] if raw else []
+        rec = {"n": n, "t": time.time(), "method": self.command, "path": url.path,
+               "action": params.get("Action", ""),
+               "params": {k: v for k, v in params.items() if k != "Signature"},
+               "phones": phones, "outcome": decision.outcome, "status": decision.status}
+        rec.update(decision.extra)
+        prov.record(rec, decision)
+        if decision.mode == "hang":
+            self.hang()
+        elif decision.mode == "lost":
+            self.close_connection = True  # accepted, but the answer never comes
+        else:
+            self.reply_json(decision.status, decision.body)
+
+    def do_GET(self):
+        path = urlsplit(self.path).path
+        if path == "/health":
+            self.reply(200, "ok", ctype="text/plain")
+        elif path == "/stats":
+            self.reply_json(200, self.server.provider.stats())
+        else:
+            self.handle_api()
+
+    def do_POST(self):
+        self.handle_api()
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # the client went away
+        super().handle_error(request, client_address)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Mock Aliyun SMS (dysmsapi) for tests (127.0.0.1 only).")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: the kernel picks)")
+    ap.add_argument("--port-file", help="write the port here (FILE.tmp + rename) once listening")
+    ap.add_argument("--pid-file", help="write the pid here (FILE.tmp + rename)")
+    ap.add_argument("--log", help="append one JSON line per request")
+    ap.add_argument("--faults", help="JSON file: national number -> list of outcomes")
+    ap.add_argument("--receipts", help="JSON file: national number -> DELIVERED | failure code | none")
+    ap.add_argument("--clock-skew-s", type=float, default=0, help="server clock = machine clock + S")
+    ap.add_argument("--access-key-id", default="testId")
+    ap.add_argument("--access-key-secret", default="testSecret")
+    ap.add_argument("--template", action="append", default=[], help="CODE=name,name (repeatable)")
+    ap.add_argument("--hang-s", type=float, default=30, help="how long the 'hang' fault holds (default 30)")
+    ap.add_argument("--idle-timeout", type=float, default=60, help="close idle keep-alive connections after S")
+    args = ap.parse_args(argv)
+    try:
+        provider = Provider(args)
+    except (ValueError, OSError) as e:
+        ap.error(str(e))
+
+    Handler.timeout = args.idle_timeout if args.idle_timeout > 0 else None
+    server = Server(("127.0.0.1", args.port), Handler)
+    server.provider = provider
+    server.hang_s = args.hang_s
+    port = server.server_address[1]
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    if args.pid_file:
+        write_atomic(args.pid_file, f"{os.getpid()}\n")
+    if args.port_file:
+        write_atomic(args.port_file, f"{port}\n")
+    print(f"mock_aliyun: listening on 127.0.0.1:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        with provider.lock:
+            if provider.log:
+                provider.log.close()
+                provider.log = None
+        remove_if(args.pid_file, str(os.getpid()))
+        remove_if(args.port_file, str(port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
