@@ -940,9 +940,14 @@ const yz_tpl_map *yz_config_tpl_map(const yz_chan_conf *cc, const char *name) {
   return NULL;
 }
 
+/* "secret" in the name, but not an identifier (Tencent's secret_id). */
+static int names_secret(const char *key) {
+  size_t n = strlen(key);
+  return strstr(key, "secret") && !(n > 3 && strcmp(key + n - 3, "_id") == 0);
+}
+
 int yz_config_key_is_secret(const char *key) {
-  return strstr(key, "secret") || strstr(key, "password") ||
-         strstr(key, "token");
+  return names_secret(key) || strstr(key, "password") || strstr(key, "token");
 }
 
 /* Whether the string on top came from the environment through env(). */
@@ -1093,7 +1098,7 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
-        strstr(lua_tostring(L, -2), "secret") && !from_env(L)) {
+        names_secret(lua_tostring(L, -2)) && !from_env(L)) {
       yz_fmt(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
       lua_settop(L, t);
       return fail(k, sub,

@@ -118,7 +118,8 @@ const yz_template *yz_config_template_named(const yz_config *c,
 /* channel's entry for template 'name', or NULL. */
 const yz_tpl_map *yz_config_tpl_map(const yz_chan_conf *cc, const char *name);
 /* Whether a value of a channel's table is secret (its key names a secret:
-** "secret", "password", "token"); such values are masked when shown. */
+** "secret" but not "..._id", "password", "token"); such values are masked
+** when shown. Values under a "secret" key must come from env(). */
 int yz_config_key_is_secret(const char *key);
 /* Best-effort line of a dotted key path in the file (0 when unknown). */
 int yz_config_line_of(const yz_config *c, const char *keypath);

@@ -186,11 +186,16 @@ local function details(host, conf, number, date, biz_id)
   return list
 end
 
+-- Whether a record of the provider's is this message's: its key, or its
+-- batch's id, as OutId.
+local function is_of(host, msg, r)
+  return r.OutId == msg.key or (msg.template_code and r.OutId == aliyun.batch_id(host, msg))
+end
+
 -- Whether a message in doubt already went: its key (or its batch's id) in
--- the provider's records since it was created. Returns the BizId or nil.
+-- the provider's records of the last days.
 function aliyun.already_sent(host, conf, msg)
   local number = aliyun.number(msg.to)
-  local ids = { [msg.key] = true, [aliyun.batch_id(host, msg)] = true }
   local seen = {}
   for t = math.max(msg.created, host.now() - 2 * 86400), host.now() + 86400, 86400 do
     local date = aliyun.send_date(host, math.min(t, host.now()))
@@ -198,7 +203,7 @@ function aliyun.already_sent(host, conf, msg)
       seen[date] = true
       local list = details(host, conf, number, date)
       for _, r in ipairs(list or {}) do
-        if ids[r.OutId] then return r.BizId or "found" end
+        if is_of(host, msg, r) then return true end
       end
     end
   end
@@ -233,8 +238,7 @@ local function setup(host)
           return nil, "aliyun: not a template message", "permanent"
         end
         if msg.in_doubt or msg.attempt > 1 then
-          local biz = aliyun.already_sent(host, conf, msg)
-          if biz then return true, biz end
+          if aliyun.already_sent(host, conf, msg) then return true end
         end
         local ok, doc, how = send_request(host, conf, { msg }, msg.key)
         if ok == "ok" then return true, doc.BizId end
@@ -263,7 +267,8 @@ local function setup(host)
             return
           end
           for _, r in ipairs(list) do
-            if r.PhoneNum == aliyun.number(m.to) then
+            -- By BizId when the answer gave one; else by OutId.
+            if r.PhoneNum == aliyun.number(m.to) and (m.gateway_id or is_of(host, m, r)) then
               local status = tonumber(r.SendStatus)
               if status == 3 then
                 host.receipt(m.key, true, r.ErrCode)
