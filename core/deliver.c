@@ -621,11 +621,12 @@ static void start_send(yz_host *h, yz_channel *c, yz_msg **m, int n,
   t->deadline_ms = yz_clock_mono_ms() + SEND_DEADLINE_MS;
 }
 
-/* Whether two messages may share one request: the same template and
-** parameters, neither in doubt (that one goes alone, so its channel can
-** check first whether it went). */
+/* Whether a message may share one request with others of the same
+** template and parameters: not when it is in doubt or retried (an earlier
+** attempt may have reached the provider unanswered), so that it goes
+** alone and its channel can check first whether it went. */
 static int batchable(const yz_msg *m) {
-  return m->tpl && m->in_doubt == 0;
+  return m->tpl && m->in_doubt == 0 && m->attempts <= 1;
 }
 
 static int same_batch(const yz_msg *a, const yz_msg *b) {
