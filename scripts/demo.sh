@@ -35,6 +35,8 @@ step "yizhan send: a message to a guardian, the number as people write it, with 
 $y -d "$demo" send --to "138 0000 0002" --text "小明的家长您好：本周六上午9点在学校召开家长会。" --key demo:meeting:1
 step "the same key again: nothing is queued twice"
 $y -d "$demo" send --to "138 0000 0002" --text "小明的家长您好：本周六上午9点在学校召开家长会。" --key demo:meeting:1
+step "a template message (what Aliyun and Tencent send): its parameters fill the local text"
+$y -d "$demo" send --to "13800000003" --template meeting --params "child=李小红,date=本周六上午9点" --key demo:meeting:2
 step "a bad number is refused, shown masked"
 $y -d "$demo" send --to "12345678" --text "x" || echo "(refused, as it should be)"
 

@@ -26,6 +26,12 @@ limits = { memory_mb = 64, instructions = 1000000000, quarantine_after = 5 }
 -- (outbox.jsonl) instead of a real SMS gateway. Guardians get no SMS at
 -- night: quiet hours hold messages until the window opens.
 quiet_hours = { from = "21:30", to = "07:30" }
+-- Message templates: the local text of what Aliyun or Tencent would send
+-- (their channels map each name to the provider's approved template).
+templates = {
+  meeting = "{{child}}的家长您好：{{date}}在学校召开家长会，请准时参加。",
+}
+
 channels = {
   default = "demo",
   demo = { type = "file", path = "outbox.jsonl", tps = 50, daily_cap = 5 },
