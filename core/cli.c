@@ -524,8 +524,12 @@ static int cmd_run(const char *dir, int argc, char **argv) {
     ** noticed), an HTTP transfer's progress or a signal. */
     int64_t wait = yz_host_tick(h);
     if (until_idle && wait != 0 && yz_host_idle(h)) {
-      /* Receipts for what was just sent, once, before ending. */
-      if (!polled++ && yz_deliver_poll_now(h) > 0) continue;
+      /* Receipts for what was sent, each message asked about once more,
+      ** before ending. */
+      if (polled < 100000 && yz_deliver_poll_now(h) > 0) {
+        polled++;
+        continue;
+      }
       if (report_waiting(h) > 0) {
         fprintf(stderr,
                 "yizhan: messages wait on channels that cannot deliver them "

@@ -702,8 +702,9 @@ static void poll_channel(yz_host *h, yz_channel *c) {
   if (now < c->next_poll) return;
   c->next_poll = now + (int64_t)(c->reg.receipts_every * 1000);
   yz_msg **msgs;
-  int n = yz_outbox_awaiting(h->outbox, c->name, 50,
-                             (int64_t)(c->reg.receipts_window * 1000), &msgs);
+  int n = yz_outbox_awaiting_before(
+      h->outbox, c->name, 50, (int64_t)(c->reg.receipts_window * 1000),
+      c->sweep_from ? c->sweep_from : INT64_MAX, &msgs);
   if (n < 0) {
     yz_logf(&h->log, YZ_LOG_ERROR, NULL,
             "cannot read messages waiting for receipts: %s",
@@ -740,6 +741,10 @@ int yz_deliver_poll_now(yz_host *h) {
     if (c->reg.receipts_ref == LUA_NOREF || !c->awaiting ||
         c->p->state != YZ_PS_OK || yz_outbox_held(h->outbox, c->name))
       continue;
+    if (!c->sweep_from) { /* those asked about from now on are done */
+      int64_t now = yz_clock_now_ms(&h->clock);
+      c->sweep_from = now > 0 ? now : 1;
+    }
     c->next_poll = 0;
     n++;
   }

@@ -33,6 +33,8 @@ typedef struct yz_channel {
   int64_t next_poll;  /* clock ms of the next receipts poll */
   int polling;        /* a receipts task runs */
   int awaiting;       /* sent messages may wait for a receipt */
+  int64_t sweep_from; /* a last sweep asks about each message once: those
+                         asked about before then (0: no sweep) */
   char *alert;        /* the last alert raised for it */
   int64_t alert_ms;   /* ... and when */
 } yz_channel;
@@ -74,8 +76,9 @@ int yz_deliver_render(yz_host *h, const char *name, const char *const *names,
 int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
                            const yz_channel_reg *reg, char *err, size_t errlen);
 /* Makes every channel that polls for receipts and may have messages
-** waiting for one poll now (run --until-idle, before it ends). Returns
-** how many will. */
+** waiting for one poll now, and go on until it has asked about each of
+** them once (run --until-idle, before it ends). Returns how many
+** channels are not done. */
 int yz_deliver_poll_now(yz_host *h);
 /* The channel a plugin registered under that name, or NULL. */
 yz_channel *yz_deliver_channel(yz_host *h, const char *name);

@@ -885,6 +885,12 @@ const char *yz_outbox_held(const yz_outbox *ob, const char *ch) {
 
 int yz_outbox_awaiting(yz_outbox *ob, const char *ch, int max,
                        int64_t window_ms, yz_msg ***out) {
+  return yz_outbox_awaiting_before(ob, ch, max, window_ms, INT64_MAX, out);
+}
+
+int yz_outbox_awaiting_before(yz_outbox *ob, const char *ch, int max,
+                              int64_t window_ms, int64_t asked_before_ms,
+                              yz_msg ***out) {
   *out = NULL;
   int64_t now = yz_clock_now_ms(ob->clock);
   if (max <= 0) return 0;
@@ -893,15 +899,17 @@ int yz_outbox_awaiting(yz_outbox *ob, const char *ch, int max,
   if (yz_store_prepare(ob->store, NULL,
                        "SELECT " MSG_COLUMNS
                        " FROM yz_outbox WHERE channel = ? AND state = 'sent' "
-                       "AND sent_at >= ? ORDER BY polled_at, id LIMIT ?",
+                       "AND sent_at >= ? AND polled_at < ? ORDER BY "
+                       "polled_at, id LIMIT ?",
                        &st) != YZ_OK) {
     yz_store_tx_rollback(ob->store);
     return -1;
   }
-  yz_value v[3] = {{.type = YZ_TEXT, .s = ch, .n = strlen(ch)},
+  yz_value v[4] = {{.type = YZ_TEXT, .s = ch, .n = strlen(ch)},
                    {.type = YZ_INT, .i = now - window_ms},
+                   {.type = YZ_INT, .i = asked_before_ms},
                    {.type = YZ_INT, .i = max}};
-  for (int i = 0; i < 3; i++) yz_stmt_bind(st, i + 1, &v[i]);
+  for (int i = 0; i < 4; i++) yz_stmt_bind(st, i + 1, &v[i]);
   yz_msg **got = yz_xcalloc((size_t)max, sizeof *got);
   int k = 0, rc = YZ_OK;
   while (k < max && yz_stmt_step(st) == YZ_ROW) got[k++] = read_msg(st);

@@ -139,6 +139,11 @@ int yz_outbox_receipt(yz_outbox *ob, const char *key, int delivered,
 ** when the store failed. */
 int yz_outbox_awaiting(yz_outbox *ob, const char *ch, int max,
                        int64_t window_ms, yz_msg ***out);
+/* The same, only among messages last asked about before asked_before_ms
+** (a sweep that asks about each message once). */
+int yz_outbox_awaiting_before(yz_outbox *ob, const char *ch, int max,
+                              int64_t window_ms, int64_t asked_before_ms,
+                              yz_msg ***out);
 /* The key of the message of channel ch (NULL: any) the gateway knows as
 ** gateway_id, into key; YZ_OK or YZ_ENOTFOUND. */
 int yz_outbox_key_of(yz_outbox *ob, const char *ch, const char *gateway_id,

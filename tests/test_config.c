@@ -615,6 +615,320 @@ static void a_bad_calendar_names_the_entry_and_line(void **state) {
   assert_true(tu_contains(e, "calendar.holidays[1]: expected from <= to"));
 }
 
+/* ------------------------------------------------- templates and secrets */
+
+/* Two templates: 'letter' repeats {{child}}, 'notice' has its own order. */
+#define TEMPLATES                                                          \
+  "templates = {\n"                                                        \
+  "  letter = '{{child}}同学{{month}}月还没有给父母写信，{{child}}的老师" \
+  "{{teacher}}提醒',\n"                                                    \
+  "  notice = '{{month}}月{{day}}日起放假',\n"                             \
+  "}\n"
+
+static void templates_keep_their_placeholders_in_order_of_appearance(
+    void **state) {
+  fixture *f = *state;
+  yz_config *c = load_ok(f, TEMPLATES);
+  assert_int_equal(c->ntemplates, 2);
+  /* Sorted by name; a placeholder used twice is listed once. */
+  assert_string_equal(c->templates[0].name, "letter");
+  assert_string_equal(c->templates[1].name, "notice");
+  const yz_template *t = yz_config_template_named(c, "letter");
+  assert_ptr_equal(t, &c->templates[0]);
+  assert_true(tu_contains(t->text, "{{child}}同学{{month}}月"));
+  assert_int_equal(t->nparams, 3);
+  assert_string_equal(t->params[0], "child");
+  assert_string_equal(t->params[1], "month");
+  assert_string_equal(t->params[2], "teacher");
+  t = yz_config_template_named(c, "notice");
+  assert_int_equal(t->nparams, 2);
+  assert_string_equal(t->params[0], "month");
+  assert_string_equal(t->params[1], "day");
+  assert_null(yz_config_template_named(c, "lettre"));
+  assert_null(yz_config_template_named(c, NULL));
+  /* A template without placeholders has none. */
+  c = load_ok(f, "templates = { plain_text = '放假通知' }\n");
+  assert_int_equal(c->ntemplates, 1);
+  assert_int_equal(c->templates[0].nparams, 0);
+  /* No 'templates': none. */
+  c = load_ok(f, "");
+  assert_int_equal(c->ntemplates, 0);
+  assert_null(yz_config_template_named(c, "letter"));
+}
+
+static void a_bad_template_names_the_file_line_and_key(void **state) {
+  fixture *f = *state;
+  const char *e = load_fails(f,
+                             "templates = {\n"
+                             "  notice = '放假',\n"
+                             "  letter = 42,\n"
+                             "}\n");
+  assert_true(tu_contains(e, at_line(f, 3)));
+  assert_true(tu_contains(e, "templates.letter: expected a string, got "
+                             "integer"));
+  e = load_fails(f,
+                 "templates = {\n"
+                 "  letter = '{{ child}}同学',\n"
+                 "}\n");
+  assert_true(tu_contains(e, at_line(f, 2)));
+  assert_true(tu_contains(e,
+                          "templates.letter: a placeholder is {{name}} "
+                          "(letters, digits and '_'), got '{{ child}}"));
+  e = load_fails(f, "templates = { letter = '你好{{}}' }\n");
+  assert_true(tu_contains(e, at_line(f, 1)));
+  assert_true(tu_contains(e,
+                          "templates.letter: a placeholder is {{name}} "
+                          "(letters, digits and '_'), got '{{}}'"));
+  e = load_fails(f, "templates = { letter = '{{child同学' }\n");
+  assert_true(tu_contains(e, "templates.letter: a placeholder is {{name}}"));
+  assert_true(tu_contains(e, "got '{{child"));
+  e = load_fails(f, "templates = { letter = '' }\n");
+  assert_true(tu_contains(e, "templates.letter: expected non-empty UTF-8 "
+                             "text"));
+  e = load_fails(f, "templates = 'letter'\n");
+  assert_true(tu_contains(e, "templates: expected a table of name = \"text "
+                             "with {{params}}\", got string"));
+  /* Names are like plugin names. */
+  const char *names[] = {"Letter = 'x'", "['1st'] = 'x'", "['a b'] = 'x'",
+                         "[1] = 'x'"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char text[128];
+    snprintf(text, sizeof text, "\ntemplates = { %s }\n", names[i]);
+    e = load_fails(f, text);
+    if (!tu_contains(e, at_line(f, 2)) ||
+        !tu_contains(e,
+                     "templates: template names are lower-case letters, "
+                     "digits and '_', starting with a letter"))
+      fail_msg("name %s", names[i]);
+  }
+}
+
+/* A channel that sends only approved templates, with 'map' as its
+** templates table. */
+static const char *with_map(const char *map) {
+  static char text[4096];
+  snprintf(text, sizeof text,
+           TEMPLATES
+           "channels = {\n"
+           "  sms = { type = 'aliyun',\n"
+           "    templates = %s,\n"
+           "  },\n"
+           "}\n",
+           map);
+  return text;
+}
+
+static void a_channel_map_naming_an_undefined_template_lists_the_defined(
+    void **state) {
+  fixture *f = *state;
+  const char *e = load_fails(f, with_map("{ letter = 'SMS_1', notice = "
+                                         "'SMS_2', lettre = 'SMS_3' }"));
+  assert_true(tu_contains(e, at_line(f, 7)));
+  assert_true(tu_contains(e,
+                          "channels.sms.templates.lettre: no template "
+                          "'lettre' in the top-level 'templates' table "
+                          "(defined: letter, notice)"));
+  /* Without any templates, it says so. */
+  e = load_fails(f, "channels = { sms = { type = 'aliyun', templates = { "
+                    "letter = 'SMS_1' } } }\n");
+  assert_true(tu_contains(e, "channels.sms.templates.letter: no template "
+                             "'letter'"));
+  assert_true(tu_contains(e, "(defined: none)"));
+  e = load_fails(f, with_map("'SMS_1'"));
+  assert_true(tu_contains(e, "channels.sms.templates: expected a table of "
+                             "template = \"provider code\", got string"));
+}
+
+static void a_template_missing_from_a_channel_map_is_named(void **state) {
+  fixture *f = *state;
+  const char *e = load_fails(f, with_map("{ letter = 'SMS_1' }"));
+  assert_true(tu_contains(e, at_line(f, 7)));
+  assert_true(tu_contains(e,
+                          "channels.sms.templates: template 'notice' has no "
+                          "entry: a channel that sends only approved "
+                          "templates needs the provider's code of each (add "
+                          "notice = \"...\")"));
+}
+
+static void a_bad_channel_map_entry_is_refused(void **state) {
+  fixture *f = *state;
+  struct {
+    const char *map, *want;
+  } cases[] = {
+      {"{ notice = 'SMS_2', letter = { code = 'SMS_1', parms = { 'child' } "
+       "} }",
+       "channels.sms.templates.letter.parms: unknown key (expected code and "
+       "params)"},
+      {"{ notice = 'SMS_2', letter = { code = 'SMS_1', params = { 'child', "
+       "'month', 'teacher', 'school' } } }",
+       "channels.sms.templates.letter.params: 'school' is not a parameter of "
+       "template 'letter' (its text has no {{school}})"},
+      {"{ notice = 'SMS_2', letter = { code = 'SMS_1', params = { 'child', "
+       "'month', 'child', 'teacher' } } }",
+       "channels.sms.templates.letter.params: 'child' is listed twice"},
+      {"{ notice = 'SMS_2', letter = { code = 'SMS_1', params = { 'child', "
+       "'month' } } }",
+       "channels.sms.templates.letter.params: 'teacher' is missing: the "
+       "provider's template must carry every parameter"},
+      {"{ notice = 'SMS_2', letter = { code = 'SMS_1', params = 'child' } }",
+       "channels.sms.templates.letter.params: expected a list of parameter "
+       "names, got string"},
+      {"{ notice = 'SMS_2', letter = { params = { 'child', 'month', "
+       "'teacher' } } }",
+       "channels.sms.templates.letter.code: missing: the provider's "
+       "template code"},
+      {"{ notice = 'SMS_2', letter = '' }",
+       "channels.sms.templates.letter: the template code is empty"},
+      {"{ notice = 'SMS_2', letter = { code = '' } }",
+       "channels.sms.templates.letter: the template code is empty"},
+      {"{ notice = 'SMS_2', letter = 7 }",
+       "channels.sms.templates.letter: expected the provider's template "
+       "code, or { code = ..., params = { ... } }, got integer"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *e = load_fails(f, with_map(cases[i].map));
+    if (!tu_contains(e, at_line(f, 7)) || !tu_contains(e, cases[i].want))
+      fail_msg("case %zu", i);
+  }
+}
+
+static void a_channel_map_gives_each_template_its_code_and_order(
+    void **state) {
+  fixture *f = *state;
+  yz_config *c = load_ok(f, TEMPLATES
+                         "channels = {\n"
+                         "  ali = { type = 'aliyun', templates = {\n"
+                         "    letter = 'SMS_1', notice = 'SMS_2' } },\n"
+                         "  tc = { type = 'tencent', templates = {\n"
+                         "    letter = { code = '1234567', params = {\n"
+                         "      'teacher', 'child', 'month' } },\n"
+                         "    notice = { code = '7654321' } } },\n"
+                         "  demo = { type = 'file', path = 'o.jsonl' },\n"
+                         "}\n");
+  /* A string: the local text's order. */
+  const yz_chan_conf *ali = yz_config_channel(c, "ali");
+  assert_non_null(ali);
+  assert_true(ali->templates_only);
+  assert_int_equal(ali->ntpls, 2);
+  const yz_tpl_map *m = yz_config_tpl_map(ali, "letter");
+  assert_non_null(m);
+  assert_string_equal(m->name, "letter");
+  assert_string_equal(m->code, "SMS_1");
+  assert_int_equal(m->nparams, 3);
+  assert_string_equal(m->params[0], "child");
+  assert_string_equal(m->params[1], "month");
+  assert_string_equal(m->params[2], "teacher");
+  m = yz_config_tpl_map(ali, "notice");
+  assert_string_equal(m->code, "SMS_2");
+  assert_int_equal(m->nparams, 2);
+  assert_string_equal(m->params[0], "month");
+  assert_string_equal(m->params[1], "day");
+  assert_null(yz_config_tpl_map(ali, "lettre"));
+  assert_null(yz_config_tpl_map(ali, NULL));
+  /* A table: its own order; without params, the local text's. */
+  const yz_chan_conf *tc = yz_config_channel(c, "tc");
+  m = yz_config_tpl_map(tc, "letter");
+  assert_string_equal(m->code, "1234567");
+  assert_int_equal(m->nparams, 3);
+  assert_string_equal(m->params[0], "teacher");
+  assert_string_equal(m->params[1], "child");
+  assert_string_equal(m->params[2], "month");
+  m = yz_config_tpl_map(tc, "notice");
+  assert_string_equal(m->code, "7654321");
+  assert_int_equal(m->nparams, 2);
+  assert_string_equal(m->params[0], "month");
+  /* A channel without a map sends free text. */
+  const yz_chan_conf *demo = yz_config_channel(c, "demo");
+  assert_false(demo->templates_only);
+  assert_int_equal(demo->ntpls, 0);
+  assert_null(yz_config_tpl_map(demo, "letter"));
+}
+
+static void a_secret_written_in_the_file_is_refused(void **state) {
+  fixture *f = *state;
+  const char *e = load_fails(f,
+                             "channels = {\n"
+                             "  sms = { type = 'aliyun',\n"
+                             "    access_key_id = 'LTAI5t',\n"
+                             "    access_key_secret = 'hunter2',\n"
+                             "  },\n"
+                             "}\n");
+  assert_true(tu_contains(e, at_line(f, 4)));
+  assert_true(tu_contains(e,
+                          "channels.sms.access_key_secret: a secret must "
+                          "come from the environment: write env(\"NAME\")"));
+  /* The secret itself is not repeated in the message. */
+  assert_null(strstr(e, "hunter2"));
+}
+
+static void a_secret_from_the_environment_is_accepted(void **state) {
+  fixture *f = *state;
+  setenv("YZ_TEST_CONFIG_SK", "s3cr3t", 1);
+  yz_config *c = load_ok(f,
+                         "channels = { sms = { type = 'aliyun', "
+                         "access_key_id = 'LTAI5t', access_key_secret = "
+                         "env('YZ_TEST_CONFIG_SK') } }\n");
+  assert_non_null(yz_config_channel(c, "sms"));
+  unsetenv("YZ_TEST_CONFIG_SK");
+}
+
+/* env()'s default is written in the file: it is not from the environment. */
+static void a_secret_from_an_env_default_is_refused(void **state) {
+  fixture *f = *state;
+  unsetenv("YZ_TEST_CONFIG_SK");
+  const char *e = load_fails(f,
+                             "channels = { sms = { type = 'aliyun', "
+                             "access_key_secret = env('YZ_TEST_CONFIG_SK', "
+                             "'dev-secret') } }\n");
+  assert_true(tu_contains(e,
+                          "channels.sms.access_key_secret: a secret must "
+                          "come from the environment"));
+}
+
+/* A number cannot have come from env() (it returns strings): one under a
+** secret's key was written in the file. */
+static void a_secret_written_as_a_number_is_refused(void **state) {
+  fixture *f = *state;
+  const char *e = load_fails(f,
+                             "channels = { sms = { type = 'tencent', "
+                             "secret_key = 123456 } }\n");
+  assert_true(tu_contains(e,
+                          "channels.sms.secret_key: a secret must come from "
+                          "the environment"));
+}
+
+static void identifiers_and_passwords_may_be_written_in_the_file(
+    void **state) {
+  fixture *f = *state;
+  setenv("YZ_TEST_CONFIG_SK", "s3cr3t", 1);
+  /* Tencent's secret_id names the key, it is not the secret. */
+  yz_config *c = load_ok(f,
+                         "channels = { tc = { type = 'tencent', secret_id = "
+                         "'AKIDz8krbsJ5yKBZQpn74WFkmLPx3', secret_key = "
+                         "env('YZ_TEST_CONFIG_SK') } }\n");
+  assert_non_null(yz_config_channel(c, "tc"));
+  unsetenv("YZ_TEST_CONFIG_SK");
+  /* Kannel's password is masked when shown but may be in the file. */
+  c = load_ok(f,
+              "channels = { sms = { type = 'kannel', url = "
+              "'http://127.0.0.1:13013/cgi-bin/sendsms', username = 'yz', "
+              "password = 'x' } }\n");
+  assert_non_null(yz_config_channel(c, "sms"));
+}
+
+static void secret_keys_are_told_from_identifiers(void **state) {
+  (void)state;
+  const char *yes[] = {"secret",     "access_key_secret", "secret_key",
+                       "password",   "api_token",         "token",
+                       "app_secret", NULL};
+  const char *no[] = {"secret_id", "access_key_id", "username", "sign_name",
+                      "url",       "sdk_app_id",    NULL};
+  for (int i = 0; yes[i]; i++)
+    if (!yz_config_key_is_secret(yes[i])) fail_msg("%s is a secret", yes[i]);
+  for (int i = 0; no[i]; i++)
+    if (yz_config_key_is_secret(no[i])) fail_msg("%s is no secret", no[i]);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -649,6 +963,18 @@ int main(void) {
       T(the_template_options_uncommented_are_the_defaults),
       T(a_school_calendar_is_read_sorted),
       T(a_bad_calendar_names_the_entry_and_line),
+      T(templates_keep_their_placeholders_in_order_of_appearance),
+      T(a_bad_template_names_the_file_line_and_key),
+      T(a_channel_map_naming_an_undefined_template_lists_the_defined),
+      T(a_template_missing_from_a_channel_map_is_named),
+      T(a_bad_channel_map_entry_is_refused),
+      T(a_channel_map_gives_each_template_its_code_and_order),
+      T(a_secret_written_in_the_file_is_refused),
+      T(a_secret_from_the_environment_is_accepted),
+      T(a_secret_from_an_env_default_is_refused),
+      T(a_secret_written_as_a_number_is_refused),
+      T(identifiers_and_passwords_may_be_written_in_the_file),
+      T(secret_keys_are_told_from_identifiers),
   };
 #undef T
   return cmocka_run_group_tests_name("config", tests, NULL, NULL);
