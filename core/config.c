@@ -81,10 +81,11 @@ static const char template_text[] =
     "-- Message templates: the local text, with {{param}} placeholders.\n"
     "-- Aliyun and Tencent send only templates their console approved;\n"
     "-- their channels map each one to the provider's code.\n"
-    "-- templates = {\n"
-    "--   letter_reminder = \"{{teacher}}老师：本班{{count}}名留守儿童本月还未"
-    "给父母写信。\",\n"
-    "-- }\n"
+    "-- For example (no templates by default):\n"
+    "--   templates = {\n"
+    "--     letter_reminder = \"{{teacher}}老师：本班{{count}}名留守儿童本月"
+    "还未给父母写信。\",\n"
+    "--   }\n"
     "\n"
     "-- Delivery channels; a channel's type is the plugin that delivers it.\n"
     "-- Every channel also takes the core's keys, shown with their defaults:\n"
@@ -1120,8 +1121,8 @@ static int check_channel(check_ctx *k, const char *name, yz_chan_conf *cc) {
   ** and backed up. */
   lua_pushnil(L);
   while (lua_next(L, t)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
-        names_secret(lua_tostring(L, -2)) && !from_env(L)) {
+    if (lua_type(L, -2) == LUA_TSTRING && names_secret(lua_tostring(L, -2)) &&
+        (lua_type(L, -1) != LUA_TSTRING || !from_env(L))) {
       yz_fmt(sub, sizeof sub, "%s.%s", path, lua_tostring(L, -2));
       lua_settop(L, t);
       return fail(k, sub,
