@@ -932,6 +932,7 @@ static int outbox_show(yz_host *h, const char *arg) {
   if (m->gateway_id) printf("gateway id  %s\n", m->gateway_id);
   if (m->last_error) printf("last error  %s\n", m->last_error);
   if (m->meta) printf("meta        %s\n", m->meta);
+  if (m->tpl) printf("template    %s %s\n", m->tpl, m->params ? m->params : "");
   printf("text        %s\n", m->text);
   yz_msg_free(m);
   return EXIT_OK;
@@ -1311,12 +1312,18 @@ static void print_send(yz_host *h, const yz_msg *m, void *ud) {
     put_json_str(stdout, m->key);
     printf(",\"parts\":%d,\"text\":", m->parts);
     put_json_str(stdout, m->text);
+    if (m->tpl) {
+      printf(",\"template\":");
+      put_json_str(stdout, m->tpl);
+      printf(",\"params\":%s", m->params ? m->params : "{}");
+    }
     printf("}}\n");
   } else {
-    printf("%s  SEND %s -> %s via %s (%d part%s, %s%s%s): %s\n", when,
+    printf("%s  SEND %s -> %s via %s (%d part%s, %s%s%s%s): %s\n", when,
            m->plugin ? m->plugin : "?", masked, m->channel, m->parts,
            m->parts == 1 ? "" : "s", m->job ? "job " : "key ",
-           m->job ? m->job : m->key, "", m->text);
+           m->job ? m->job : m->key, m->tpl ? ", template " : "",
+           m->tpl ? m->tpl : "", m->text);
   }
   v->sends++;
   v->parts += m->parts;

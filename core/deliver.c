@@ -499,8 +499,9 @@ static void hold_channel(yz_host *h, const char *channel, const char *why) {
   char text[700];
   yz_fmt(text, sizeof text,
          "paused: %s. Its messages stay queued (none is lost or counted as "
-         "failed); fix the channel's settings, then reload (kill -HUP the "
-         "daemon) or run again",
+         "failed). Fix the channel's settings, then reload (kill -HUP) for "
+         "a change in the file, or restart yizhan for a secret in its "
+         "environment",
          why);
   raise_alert(h, channel, "channel.paused", text);
 }
