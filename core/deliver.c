@@ -173,6 +173,7 @@ int yz_deliver_add_channel(yz_host *h, yz_plugin *p, const char *name,
   c->reg = *reg;
   c->next_poll = 0;
   c->polling = 0;
+  c->proven = 0;
   c->awaiting = 1; /* sent before this start, maybe */
   return YZ_OK;
 }
@@ -508,9 +509,10 @@ static void hold_channel(yz_host *h, const char *channel, const char *why) {
 
 static void record(yz_host *h, yz_msg *m, const send_result *r) {
   if (r->alert[0]) raise_alert(h, m->channel, "channel.alert", r->alert);
+  yz_channel *ch = find_channel(h, m->channel);
+  if (ch && !r->pause) ch->proven = 1;
   if (r->sent) {
-    yz_channel *c = find_channel(h, m->channel);
-    if (c) c->awaiting = 1;
+    if (ch) ch->awaiting = 1;
     yz_outbox_result(h->outbox, m, YZ_SEND_SENT, NULL, 0,
                      r->gw[0] ? r->gw : NULL);
     return;
@@ -636,17 +638,30 @@ static int same_batch(const yz_msg *a, const yz_msg *b) {
 }
 
 /* Hands claimed messages to channel c: one send each, or send_batch for
-** messages that share a template and its parameters. Takes msgs. */
-static void hand_out(yz_host *h, yz_channel *c, yz_msg **msgs, int n) {
+** messages that share a template and its parameters. Takes msgs. A probe
+** hands out the first request only and gives the rest back: the channel
+** has not answered yet, and refused credentials should cost one request. */
+static void hand_out(yz_host *h, yz_channel *c, yz_msg **msgs, int n,
+                     int probe) {
   if (c->reg.batch_ref == LUA_NOREF || c->reg.batch_max < 2) {
-    for (int i = 0; i < n; i++) start_send(h, c, &msgs[i], 1, 0);
+    for (int i = 0; i < n; i++) {
+      if (probe && i > 0)
+        yz_outbox_result(h->outbox, msgs[i], YZ_SEND_RELEASED, NULL, 0, NULL);
+      else
+        start_send(h, c, &msgs[i], 1, 0);
+    }
     return;
   }
+  int handed = 0;
   yz_msg **group = yz_xcalloc((size_t)c->reg.batch_max, sizeof *group);
   for (int i = 0; i < n; i++) {
     if (!msgs[i]) continue;
     yz_msg *m = msgs[i];
     msgs[i] = NULL;
+    if (probe && handed++) {
+      yz_outbox_result(h->outbox, m, YZ_SEND_RELEASED, NULL, 0, NULL);
+      continue;
+    }
     if (!batchable(m)) {
       start_send(h, c, &m, 1, 0);
       continue;
@@ -675,6 +690,9 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
               r->name, r->type);
     return;
   }
+  /* Until the channel has had an answer, one request at a time. */
+  int probe = !h->capture && !c->proven;
+  if (probe && yz_outbox_in_flight(h->outbox, r->name)) return;
   yz_msg **msgs;
   int n = yz_outbox_claim(h->outbox, r->name, 100000, &msgs);
   if (n < 0)
@@ -688,7 +706,7 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
       yz_outbox_result(h->outbox, msgs[i], YZ_SEND_SENT, NULL, 0, "captured");
     }
   } else if (n > 0) {
-    hand_out(h, c, msgs, n);
+    hand_out(h, c, msgs, n, probe);
   }
   free(msgs);
 }

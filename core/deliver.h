@@ -33,6 +33,10 @@ typedef struct yz_channel {
   int64_t next_poll;  /* clock ms of the next receipts poll */
   int polling;        /* a receipts task runs */
   int awaiting;       /* sent messages may wait for a receipt */
+  int proven;         /* an answer other than "pause" came since it was
+                         registered: until then one message at a time, so
+                         refused credentials cost one request, not one per
+                         message */
   int64_t sweep_from; /* a last sweep asks about each message once: those
                          asked about before then (0: no sweep) */
   char *alert;        /* the last alert raised for it */

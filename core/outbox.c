@@ -597,7 +597,11 @@ void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
   int64_t now = yz_clock_now_ms(ob->clock);
   yz_msg *r = m; /* taken: it becomes the pending outcome */
   r->updated_ms = now;
-  if (how == YZ_SEND_IN_DOUBT || how == YZ_SEND_HELD) {
+  if (how == YZ_SEND_RELEASED) {
+    set_str(&r->state, "queued");
+    if (r->attempts > 0) r->attempts--;
+    if (c && c->r.tps > 0) c->tokens += 1; /* its token, unused */
+  } else if (how == YZ_SEND_IN_DOUBT || how == YZ_SEND_HELD) {
     set_str(&r->state, "queued");
     if (r->attempts > 0) r->attempts--;
     if (how == YZ_SEND_IN_DOUBT) r->in_doubt++;

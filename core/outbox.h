@@ -86,9 +86,11 @@ typedef enum {
   YZ_SEND_IN_DOUBT,  /* no answer (the send was cut short): it may have
                         reached the gateway; queued again, same key, not
                         counted as an attempt */
-  YZ_SEND_HELD       /* refused before it could go, for a reason that is not
+  YZ_SEND_HELD,      /* refused before it could go, for a reason that is not
                         the message's (the channel's credentials): queued
                         again, not counted as an attempt */
+  YZ_SEND_RELEASED   /* claimed but not handed out: back in the queue as it
+                        was */
 } yz_send_outcome;
 
 /* Told of every state change after it is durable (for the bus). */
