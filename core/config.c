@@ -768,6 +768,10 @@ static int parse_template(check_ctx *k, const char *path, yz_template *t) {
   return 0;
 }
 
+static int cmp_tpl_map(const void *a, const void *b) {
+  return strcmp(((const yz_tpl_map *)a)->name, ((const yz_tpl_map *)b)->name);
+}
+
 static int cmp_template(const void *a, const void *b) {
   return strcmp(((const yz_template *)a)->name, ((const yz_template *)b)->name);
 }
@@ -939,6 +943,8 @@ static int check_channel_templates(check_ctx *k, const char *path,
     }
     lua_settop(L, t + 1);
   }
+  if (cc->ntpls > 1) /* a stable order for messages */
+    qsort(cc->tpls, (size_t)cc->ntpls, sizeof *cc->tpls, cmp_tpl_map);
   /* A template a policy may use but the provider cannot send would fail
   ** at 9 a.m. on the 1st: refuse it now. */
   for (int i = 0; i < k->c->ntemplates; i++)

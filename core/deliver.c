@@ -117,7 +117,7 @@ void yz_deliver_close(yz_host *h) {
   yz_http_free(h->http);
   for (int i = 0; i < h->nchannels; i++) {
     free(h->channels[i].name);
-    free(h->channels[i].alert);
+    for (int j = 0; j < YZ_CHANNEL_ALERTS; j++) free(h->channels[i].alert[j]);
   }
   free(h->channels);
   h->channels = NULL;
@@ -184,7 +184,7 @@ void yz_deliver_forget(yz_host *h, yz_plugin *p) {
   for (int i = 0; i < h->nchannels; i++) {
     if (h->channels[i].p == p) {
       free(h->channels[i].name);
-      free(h->channels[i].alert);
+      for (int j = 0; j < YZ_CHANNEL_ALERTS; j++) free(h->channels[i].alert[j]);
     } else
       h->channels[k++] = h->channels[i];
   }
@@ -468,13 +468,25 @@ static void raise_alert(yz_host *h, const char *channel, const char *kind,
                         const char *text) {
   yz_channel *c = find_channel(h, channel);
   int64_t now = yz_clock_now_ms(&h->clock);
-  if (c && c->alert && strcmp(c->alert, text) == 0 &&
-      now - c->alert_ms < 3600 * 1000LL)
-    return;
   if (c) {
-    free(c->alert);
-    c->alert = yz_strdup(text);
-    c->alert_ms = now;
+    /* The same text said within the hour: once is enough. Otherwise its
+    ** slot, or the oldest. */
+    int slot = -1;
+    for (int i = 0; i < YZ_CHANNEL_ALERTS && slot < 0; i++)
+      if (c->alert[i] && strcmp(c->alert[i], text) == 0) {
+        if (now - c->alert_ms[i] < 3600 * 1000LL) return;
+        slot = i;
+      }
+    for (int i = 0; i < YZ_CHANNEL_ALERTS && slot < 0; i++)
+      if (!c->alert[i]) slot = i;
+    if (slot < 0) {
+      slot = 0;
+      for (int i = 1; i < YZ_CHANNEL_ALERTS; i++)
+        if (c->alert_ms[i] < c->alert_ms[slot]) slot = i;
+    }
+    free(c->alert[slot]);
+    c->alert[slot] = yz_strdup(text);
+    c->alert_ms[slot] = now;
   }
   yz_logf(&h->log, YZ_LOG_ERROR, c ? c->p->name : NULL, "channel '%s': %s",
           channel, text);

@@ -39,8 +39,9 @@ typedef struct yz_channel {
                          message */
   int64_t sweep_from; /* a last sweep asks about each message once: those
                          asked about before then (0: no sweep) */
-  char *alert;        /* the last alert raised for it */
-  int64_t alert_ms;   /* ... and when */
+#define YZ_CHANNEL_ALERTS 8
+  char *alert[YZ_CHANNEL_ALERTS];      /* alerts raised for it lately */
+  int64_t alert_ms[YZ_CHANNEL_ALERTS]; /* ... and when */
 } yz_channel;
 
 /* Creates the bus, outbox and HTTP handle of a host being opened. */

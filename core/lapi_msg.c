@@ -388,7 +388,14 @@ static int h_receipt(lua_State *L) {
   }
   char found[256];
   if (!key) {
-    if (yz_outbox_key_of(h->outbox, NULL, gw, found, sizeof found) != YZ_OK) {
+    /* Only among the channels this plugin delivers: another's gateway may
+    ** use the same ids. */
+    int rc = YZ_ENOTFOUND;
+    for (int i = 0; i < h->nchannels && rc != YZ_OK; i++)
+      if (h->channels[i].p == p)
+        rc = yz_outbox_key_of(h->outbox, h->channels[i].name, gw, found,
+                              sizeof found);
+    if (rc != YZ_OK) {
       lua_pushboolean(L, 0);
       lua_pushfstring(L, "no message with gateway id '%s'", gw);
       return 2;

@@ -2,7 +2,8 @@
 ** test_config.c: loading yizhan.conf.lua: every kind of bad configuration
 ** and the message it gives (file, line, key path, what was expected, a
 ** suggestion for a near miss), env(), defaults, per-plugin limits, the key
-** line finder and the 'init' template.
+** line finder, the 'init' template, message templates and channels' maps of
+** them, and secrets that must come from the environment.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -618,11 +619,11 @@ static void a_bad_calendar_names_the_entry_and_line(void **state) {
 /* ------------------------------------------------- templates and secrets */
 
 /* Two templates: 'letter' repeats {{child}}, 'notice' has its own order. */
-#define TEMPLATES                                                          \
-  "templates = {\n"                                                        \
+#define TEMPLATES                                                                        \
+  "templates = {\n"                                                                      \
   "  letter = '{{child}}同学{{month}}月还没有给父母写信，{{child}}的老师" \
-  "{{teacher}}提醒',\n"                                                    \
-  "  notice = '{{month}}月{{day}}日起放假',\n"                             \
+  "{{teacher}}提醒',\n"                                                                \
+  "  notice = '{{month}}月{{day}}日起放假',\n"                                      \
   "}\n"
 
 static void templates_keep_their_placeholders_in_order_of_appearance(
@@ -664,8 +665,9 @@ static void a_bad_template_names_the_file_line_and_key(void **state) {
                              "  letter = 42,\n"
                              "}\n");
   assert_true(tu_contains(e, at_line(f, 3)));
-  assert_true(tu_contains(e, "templates.letter: expected a string, got "
-                             "integer"));
+  assert_true(tu_contains(e,
+                          "templates.letter: expected a string, got "
+                          "integer"));
   e = load_fails(f,
                  "templates = {\n"
                  "  letter = '{{ child}}同学',\n"
@@ -683,11 +685,13 @@ static void a_bad_template_names_the_file_line_and_key(void **state) {
   assert_true(tu_contains(e, "templates.letter: a placeholder is {{name}}"));
   assert_true(tu_contains(e, "got '{{child"));
   e = load_fails(f, "templates = { letter = '' }\n");
-  assert_true(tu_contains(e, "templates.letter: expected non-empty UTF-8 "
-                             "text"));
+  assert_true(tu_contains(e,
+                          "templates.letter: expected non-empty UTF-8 "
+                          "text"));
   e = load_fails(f, "templates = 'letter'\n");
-  assert_true(tu_contains(e, "templates: expected a table of name = \"text "
-                             "with {{params}}\", got string"));
+  assert_true(tu_contains(e,
+                          "templates: expected a table of name = \"text "
+                          "with {{params}}\", got string"));
   /* Names are like plugin names. */
   const char *names[] = {"Letter = 'x'", "['1st'] = 'x'", "['a b'] = 'x'",
                          "[1] = 'x'"};
@@ -729,14 +733,17 @@ static void a_channel_map_naming_an_undefined_template_lists_the_defined(
                           "'lettre' in the top-level 'templates' table "
                           "(defined: letter, notice)"));
   /* Without any templates, it says so. */
-  e = load_fails(f, "channels = { sms = { type = 'aliyun', templates = { "
-                    "letter = 'SMS_1' } } }\n");
-  assert_true(tu_contains(e, "channels.sms.templates.letter: no template "
-                             "'letter'"));
+  e = load_fails(f,
+                 "channels = { sms = { type = 'aliyun', templates = { "
+                 "letter = 'SMS_1' } } }\n");
+  assert_true(tu_contains(e,
+                          "channels.sms.templates.letter: no template "
+                          "'letter'"));
   assert_true(tu_contains(e, "(defined: none)"));
   e = load_fails(f, with_map("'SMS_1'"));
-  assert_true(tu_contains(e, "channels.sms.templates: expected a table of "
-                             "template = \"provider code\", got string"));
+  assert_true(tu_contains(e,
+                          "channels.sms.templates: expected a table of "
+                          "template = \"provider code\", got string"));
 }
 
 static void a_template_missing_from_a_channel_map_is_named(void **state) {
@@ -792,8 +799,7 @@ static void a_bad_channel_map_entry_is_refused(void **state) {
   }
 }
 
-static void a_channel_map_gives_each_template_its_code_and_order(
-    void **state) {
+static void a_channel_map_gives_each_template_its_code_and_order(void **state) {
   fixture *f = *state;
   yz_config *c = load_ok(f, TEMPLATES
                          "channels = {\n"
@@ -897,8 +903,7 @@ static void a_secret_written_as_a_number_is_refused(void **state) {
                           "the environment"));
 }
 
-static void identifiers_and_passwords_may_be_written_in_the_file(
-    void **state) {
+static void identifiers_and_passwords_may_be_written_in_the_file(void **state) {
   fixture *f = *state;
   setenv("YZ_TEST_CONFIG_SK", "s3cr3t", 1);
   /* Tencent's secret_id names the key, it is not the secret. */
@@ -918,9 +923,9 @@ static void identifiers_and_passwords_may_be_written_in_the_file(
 
 static void secret_keys_are_told_from_identifiers(void **state) {
   (void)state;
-  const char *yes[] = {"secret",     "access_key_secret", "secret_key",
-                       "password",   "api_token",         "token",
-                       "app_secret", NULL};
+  const char *yes[] = {
+      "secret", "access_key_secret", "secret_key", "password", "api_token",
+      "token",  "app_secret",        NULL};
   const char *no[] = {"secret_id", "access_key_id", "username", "sign_name",
                       "url",       "sdk_app_id",    NULL};
   for (int i = 0; yes[i]; i++)

@@ -4,12 +4,15 @@
 ** idempotent keys, refused input that writes nothing, the states and the
 ** backoff of transient and permanent failures, Retry-After, messages in
 ** doubt after a crash, quiet hours, daily caps, the rate limit, and events
-** between plugins (including the core's message events).
+** between plugins (including the core's message events). A second channel
+** plugin ('tpl') covers template messages, batches, held channels and
+** alerts, and receipt polling.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliver.h"
 #include "testutil.h"
 
 /* 2026-11-02 12:00 in Shanghai, in ms: outside quiet hours. */
@@ -207,8 +210,12 @@ static void transient_failures_back_off_then_die(void **state) {
   char *s = qs(f, "SELECT state || ': ' || last_error FROM yz_outbox");
   assert_string_equal(s, "failed: boom");
   free(s);
-  /* The first retry in 10 s +-20%, the second in 20 s +-20%. */
-  int64_t next = q(f, "SELECT next_at FROM yz_outbox") - (NOON_MS + 1);
+  /* The first retry in 10 s +-20%, the second in 20 s +-20%, measured from
+  ** the attempt: the first turn makes it at noon itself (counted from noon
+  ** + 1 ms, the lowest jitter gave 7999). */
+  int64_t next = q(f,
+                   "SELECT next_at - (SELECT max(at) FROM got) FROM "
+                   "yz_outbox");
   assert_in_range(next, 8000, 12000);
   run_until(f, NOON_MS + 13 * SEC);
   assert_int_equal(q(f, "SELECT attempts FROM yz_outbox"), 2);
@@ -650,6 +657,841 @@ static void an_answer_past_the_memory_cap_is_an_error_not_a_crash(
   tu_gateway_stop(&g);
 }
 
+/* ------------------------------------------ templates, batches, receipts */
+
+/* A channel plugin for template channels. Every call is recorded in
+** 'calls' (kind send, batch or receipts; the keys; what it was given). The
+** answer follows kv 'force' when set, else the 'note' parameter or the
+** text: PAUSE, ALERT, ALERT2, PERMANENT, and for a batch DOWN and RAISE; in a
+** batch a key with 'bad' fails for good and one with 'skip' gets no
+** result. A channel's table sets the rest: fake_batch (batch_max),
+** fake_receipts (receipts_every), fake_window (receipts_window). */
+#define TPLCHAN                                                              \
+  "return { name = 'tpl', version = '1', owns = { 'calls' },\n"              \
+  "  migrations = { 'CREATE TABLE calls (n INTEGER PRIMARY KEY, chan "       \
+  "TEXT, kind TEXT, keys TEXT, body TEXT, at INTEGER)' },\n"                 \
+  "  setup = function(host)\n"                                               \
+  "    local function log(chan, kind, keys, body)\n"                         \
+  "      host.db.exec('INSERT INTO calls(chan, kind, keys, body, at) "       \
+  "VALUES (?, ?, ?, ?, ?)', chan, kind, keys, host.json.encode(body), "      \
+  "host.now_ms())\n"                                                         \
+  "    end\n"                                                                \
+  "    local function summary(m)\n"                                          \
+  "      return { key = m.key, to = m.to, text = m.text, template = "        \
+  "m.template, params = m.params, code = m.template_code, list = "           \
+  "m.param_list, gateway_id = m.gateway_id, sent = m.sent, in_doubt = "      \
+  "m.in_doubt }\n"                                                           \
+  "    end\n"                                                                \
+  "    local function list(ms)\n"                                            \
+  "      local keys, bodies = {}, {}\n"                                      \
+  "      for i, m in ipairs(ms) do keys[i] = m.key; bodies[i] = summary(m) " \
+  "end\n"                                                                    \
+  "      return table.concat(keys, ','), bodies\n"                           \
+  "    end\n"                                                                \
+  "    local function mode(m)\n"                                             \
+  "      local forced = host.kv.get('force')\n"                              \
+  "      if forced then return forced end\n"                                 \
+  "      return m.params and m.params.note or m.text\n"                      \
+  "    end\n"                                                                \
+  "    local function one(m)\n"                                              \
+  "      local md = mode(m)\n"                                               \
+  "      if md == 'PAUSE' then return nil, 'bad key', 'pause' end\n"         \
+  "      if md == 'ALERT' then return nil, 'low', { retry_after = 5, alert " \
+  "= 'balance low' } end\n"                                                  \
+  "      if md == 'ALERT2' then return nil, 'suspended', { alert = "         \
+  "'template suspended' } end\n"                                             \
+  "      if md == 'PERMANENT' then return nil, 'bad', 'permanent' end\n"     \
+  "      return true, 'gw-' .. m.id\n"                                       \
+  "    end\n"                                                                \
+  "    for name, conf in pairs(host.channels) do\n"                          \
+  "      local spec = { name = name, send = function(m)\n"                   \
+  "        log(name, 'send', m.key, summary(m))\n"                           \
+  "        return one(m)\n"                                                  \
+  "      end }\n"                                                            \
+  "      if conf.fake_batch then\n"                                          \
+  "        spec.batch_max = conf.fake_batch\n"                               \
+  "        spec.send_batch = function(ms)\n"                                 \
+  "          log(name, 'batch', list(ms))\n"                                 \
+  "          local md = mode(ms[1])\n"                                       \
+  "          if md == 'DOWN' then return nil, 'down' end\n"                  \
+  "          if md == 'RAISE' then error('the batch library broke') end\n"   \
+  "          local r = {}\n"                                                 \
+  "          for i, m in ipairs(ms) do\n"                                    \
+  "            if m.key:find('bad') then r[i] = { nil, 'bad', 'permanent' "  \
+  "}\n"                                                                      \
+  "            elseif not m.key:find('skip') then r[i] = { true, 'id' .. "   \
+  "m.key } end\n"                                                            \
+  "          end\n"                                                          \
+  "          return r\n"                                                     \
+  "        end\n"                                                            \
+  "      end\n"                                                              \
+  "      if conf.fake_receipts then\n"                                       \
+  "        spec.receipts_every = conf.fake_receipts\n"                       \
+  "        spec.receipts_window = conf.fake_window\n"                        \
+  "        spec.receipts = function(ms) log(name, 'receipts', list(ms)) "    \
+  "end\n"                                                                    \
+  "      end\n"                                                              \
+  "      host.channel(spec)\n"                                               \
+  "    end\n"                                                                \
+  "  end }\n"
+
+/* Records the core's alerts. */
+#define WATCH                                                             \
+  "return { name = 'watch', version = '1', owns = { 'alerts' },\n"        \
+  "  migrations = { 'CREATE TABLE alerts (kind TEXT, channel TEXT, "      \
+  "reason TEXT, from_ TEXT)' },\n"                                        \
+  "  setup = function(host)\n"                                            \
+  "    host.on('core.alert', function(d, ev)\n"                           \
+  "      host.db.exec('INSERT INTO alerts VALUES (?, ?, ?, ?)', d.kind, " \
+  "d.channel, d.reason, ev.from)\n"                                       \
+  "    end)\n"                                                            \
+  "  end }\n"
+
+/* 'ali' sends only templates (letter's parameters in the provider's own
+** order); 'plain' takes free text. */
+#define TPL_CONFIG(ali, plain)                                               \
+  "quiet_hours = false\n"                                                    \
+  "templates = {\n"                                                          \
+  "  letter = '{{child}}同学本月还没有给父母写信。{{note}}',\n" \
+  "  notice = '{{month}}月{{day}}日起放假',\n"                          \
+  "}\n"                                                                      \
+  "channels = { default = 'ali',\n"                                          \
+  "  ali = { type = 'tpl', retry_base = 10, retry_cap = 40, max_attempts = " \
+  "3, daily_cap = false, templates = {\n"                                    \
+  "    letter = { code = 'SMS_1', params = { 'note', 'child' } }, notice = " \
+  "'SMS_2' }" ali                                                            \
+  " },\n"                                                                    \
+  "  plain = { type = 'tpl', retry_base = 10, retry_cap = 40, "              \
+  "max_attempts = 3, daily_cap = false" plain                                \
+  " },\n"                                                                    \
+  "}\n"                                                                      \
+  "plugins = { sender = {}, tpl = {}, watch = {} }\n"
+
+static void start_tpl(fixture *f, const char *config) {
+  f->dir = tu_datadir(config);
+  tu_write(f->dir, "plugins/tpl.lua", TPLCHAN);
+  tu_write(f->dir, "plugins/sender.lua", SENDER);
+  tu_write(f->dir, "plugins/watch.lua", WATCH);
+  start(f, NULL, NOON_MS);
+}
+
+/* Runs code in plugin 'name' (the channel's, for host.receipt). */
+static const char *eval_in(fixture *f, const char *name, const char *code,
+                           int want) {
+  return tu_eval(yz_plugin_find(f->h, name), code, &f->out, want);
+}
+
+/* The log lines written so far at level 'level' that contain 'needle'. */
+static int log_lines(fixture *f, const char *level, const char *needle) {
+  fflush(f->h->log.out);
+  char path[4096], lv[32];
+  snprintf(path, sizeof path, "%s/log.txt", f->dir);
+  snprintf(lv, sizeof lv, "level=%s ", level);
+  char *text = tu_read(path);
+  int n = 0;
+  for (char *line = text; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = 0;
+    if (strstr(line, lv) && strstr(line, needle)) n++;
+    line = nl ? nl + 1 : NULL;
+  }
+  free(text);
+  return n;
+}
+
+static void a_template_message_stores_its_text_template_and_params(
+    void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  const char *r = eval(f,
+                       "local m = host.send{ to = '13800138000', template = "
+                       "'letter', params = { note = '请写信', child = '小明' "
+                       "}, key = 't1' }\n"
+                       "return m.key, m.state",
+                       YZ_OK);
+  assert_string_equal(r, "\"t1\"\t\"queued\"");
+  char *s = qs(f,
+               "SELECT text || '|' || template || '|' || params || '|' || "
+               "parts || '|' || channel FROM yz_outbox WHERE key = 't1'");
+  assert_string_equal(s,
+                      "小明同学本月还没有给父母写信。请写信|letter|"
+                      "{\"child\":\"小明\",\"note\":\"请写信\"}|1|ali");
+  free(s);
+  /* A number is a parameter as text. */
+  eval(f,
+       "host.send{ to = '13800138000', template = 'notice', params = { "
+       "month = 11, day = 2 }, key = 't2' }",
+       YZ_OK);
+  s = qs(f, "SELECT text || '|' || params FROM yz_outbox WHERE key = 't2'");
+  assert_string_equal(s, "11月2日起放假|{\"day\":\"2\",\"month\":\"11\"}");
+  free(s);
+  /* Parts are counted from the rendered text, not the template's. */
+  eval(f,
+       "host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = ('小'):rep(60), note = '' }, key = 't3' }",
+       YZ_OK);
+  assert_int_equal(q(f, "SELECT parts FROM yz_outbox WHERE key = 't3'"), 2);
+  assert_int_equal(q(f, "SELECT ucs2 FROM yz_outbox WHERE key = 't3'"), 1);
+  /* Free text has neither. */
+  eval(f, "host.send{ to = '13800138000', text = 'hi', channel = 'plain' }",
+       YZ_OK);
+  s = qs(f,
+         "SELECT coalesce(template, 'none') || coalesce(params, 'none') "
+         "FROM yz_outbox WHERE channel = 'plain'");
+  assert_string_equal(s, "nonenone");
+  free(s);
+}
+
+static void a_bad_template_send_is_refused_and_writes_nothing(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  struct {
+    const char *code, *want;
+  } cases[] = {
+      {"host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = '小明' } }",
+       "host.send: template 'letter' needs parameter 'note' (its text: "
+       "{{child}}同学"},
+      {"host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = '小明', note = '', school = '一小' } }",
+       "host.send: template 'letter' has no parameter 'school'"},
+      {"host.send{ to = '13800138000', template = 'letter', text = 'hi', "
+       "params = { child = '小明', note = '' } }",
+       "host.send: give text or template, not both"},
+      {"host.send{ to = '13800138000', text = 'hi', channel = 'plain', "
+       "params = { child = '小明' } }",
+       "host.send: params go with a template"},
+      {"host.send{ to = '13800138000', template = 'letter', params = "
+       "'child=小明' }",
+       "host.send: params must be a table, got string"},
+      {"host.send{ to = '13800138000', template = 'lettre', params = { "
+       "child = '小明', note = '' } }",
+       "host.send: unknown template 'lettre' (the config's templates: "
+       "letter, notice)"},
+      {"host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = {}, note = '' } }",
+       "host.send: params.child must be a string or a number, got table"},
+      {"host.send{ to = '13800138000', template = 'letter' }",
+       "host.send: template 'letter' needs parameter 'child'"},
+      {"host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = '{{note}}', note = '' } }",
+       "parameter 'child' must be UTF-8 text without '{{'"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *r = eval(f, cases[i].code, YZ_ERR);
+    if (!tu_contains(r, cases[i].want)) fail_msg("case %zu", i);
+  }
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox"), 0);
+}
+
+static void free_text_to_a_template_channel_is_refused(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  const char *r =
+      eval(f, "host.send{ to = '13800138000', text = 'hi' }", YZ_ERR);
+  assert_true(tu_contains(r,
+                          "host.send: channel 'ali' sends only templates its "
+                          "provider approved: give template = and params = "
+                          "instead of text (templates: "));
+  /* The map's names, in no particular order. */
+  assert_true(strstr(r, "(templates: letter, notice)") ||
+              strstr(r, "(templates: notice, letter)"));
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox"), 0);
+  /* A template to a channel without a map goes as its rendered text. */
+  eval(f,
+       "host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = '小明', note = '' }, channel = 'plain', key = 'p1' }",
+       YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  char *s = qs(f, "SELECT chan || ' ' || kind || ' ' || body FROM calls");
+  assert_string_equal(s,
+                      "plain send {\"in_doubt\":false,\"key\":\"p1\","
+                      "\"params\":{\"child\":\"小明\",\"note\":\"\"},"
+                      "\"template\":\"letter\",\"text\":"
+                      "\"小明同学本月还没有给父母写信。\",\"to\":"
+                      "\"+8613800138000\"}");
+  free(s);
+  s = qs(f, "SELECT state FROM yz_outbox WHERE key = 'p1'");
+  assert_string_equal(s, "sent");
+  free(s);
+}
+
+static void a_mapped_channel_gets_the_code_and_params_in_its_order(
+    void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval(f,
+       "host.send{ to = '13800138000', template = 'letter', params = { "
+       "child = '小明', note = '好' }, key = 'm1' }\n"
+       "host.send{ to = '13800138000', template = 'notice', params = { "
+       "day = 2, month = 11 }, key = 'm2' }",
+       YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  char *s = qs(f, "SELECT body FROM calls WHERE keys = 'm1'");
+  assert_true(tu_contains(s,
+                          "\"code\":\"SMS_1\",\"in_doubt\":false,\"key\":"
+                          "\"m1\",\"list\":[\"好\",\"小明\"],\"params\":{"
+                          "\"child\":\"小明\",\"note\":\"好\"},"
+                          "\"template\":\"letter\""));
+  free(s);
+  /* A map entry given as a string: the local text's order. */
+  s = qs(f, "SELECT body FROM calls WHERE keys = 'm2'");
+  assert_true(tu_contains(s,
+                          "\"code\":\"SMS_2\",\"in_doubt\":false,\"key\":"
+                          "\"m2\",\"list\":[\"11\",\"2\"],\"params\":{"
+                          "\"day\":\"2\",\"month\":\"11\"}"));
+  free(s);
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox WHERE state = 'sent'"),
+                   2);
+}
+
+/* n letters to channel ali with keys prefix1..prefixn and one note. */
+static void send_letters(fixture *f, const char *prefix, int n,
+                         const char *note) {
+  char code[512];
+  snprintf(code, sizeof code,
+           "for i = 1, %d do host.send{ to = '1380013' .. (8000 + i), "
+           "template = 'letter', params = { child = '小明', note = '%s' }, "
+           "key = '%s' .. i } end",
+           n, note, prefix);
+  eval(f, code, YZ_OK);
+}
+
+/* The calls' kinds and keys in order: "batch b1,b2,b3 | send b7". */
+static char *calls(fixture *f, const char *kind) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT coalesce(group_concat(kind || ' ' || keys, ' | '), '') "
+           "FROM (SELECT * FROM calls WHERE kind LIKE '%s' ORDER BY n)",
+           kind);
+  return qs(f, sql);
+}
+
+static void batches_share_a_template_and_params_up_to_batch_max(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG(", fake_batch = 3", ""));
+  send_letters(f, "b", 7, "好");
+  run_until(f, NOON_MS + SEC);
+  /* 3, 3, and the one left over through send, not send_batch. */
+  char *s = calls(f, "%");
+  assert_string_equal(s, "batch b1,b2,b3 | batch b4,b5,b6 | send b7");
+  free(s);
+  s = qs(f,
+         "SELECT group_concat(key || '=' || state || ':' || gateway_id || "
+         "':' || attempts, ' ') FROM (SELECT * FROM yz_outbox ORDER BY id)");
+  assert_string_equal(s,
+                      "b1=sent:idb1:1 b2=sent:idb2:1 b3=sent:idb3:1 "
+                      "b4=sent:idb4:1 b5=sent:idb5:1 b6=sent:idb6:1 "
+                      "b7=sent:gw-7:1");
+  free(s);
+  /* What send_batch got: each message with the code and list. */
+  s = qs(f, "SELECT body FROM calls WHERE keys = 'b1,b2,b3'");
+  assert_true(tu_contains(s, "\"code\":\"SMS_1\""));
+  assert_true(tu_contains(s, "\"key\":\"b3\",\"list\":[\"好\",\"小明\"]"));
+  assert_true(tu_contains(s, "\"to\":\"+8613800138002\""));
+  free(s);
+}
+
+static void different_params_and_messages_in_doubt_are_not_batched(
+    void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG(", fake_batch = 3", ""));
+  eval(f,
+       "for i = 1, 4 do host.send{ to = '1380013800' .. i, template = "
+       "'letter', params = { child = '小明', note = i % 2 == 1 and 'x' or "
+       "'y' }, key = 'a' .. i } end\n"
+       "host.send{ to = '13800138000', template = 'notice', params = { "
+       "month = 1, day = 2 }, key = 'n1' }\n"
+       "for i = 1, 3 do host.send{ to = '1380013801' .. i, template = "
+       "'letter', params = { child = '小红', note = 'z' }, key = 'd' .. i } "
+       "end",
+       YZ_OK);
+  /* d2 was claimed before a crash: in doubt, it goes alone. */
+  yz_store_exec(f->h->store, NULL,
+                "UPDATE yz_outbox SET in_doubt = 1 WHERE key = 'd2'", NULL, 0);
+  run_until(f, NOON_MS + SEC);
+  char *s = calls(f, "%");
+  assert_string_equal(s,
+                      "batch a1,a3 | batch a2,a4 | send n1 | batch d1,d3 | "
+                      "send d2");
+  free(s);
+  s = qs(f, "SELECT body FROM calls WHERE keys = 'd2'");
+  assert_true(tu_contains(s, "\"in_doubt\":true"));
+  free(s);
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox WHERE state = 'sent'"),
+                   8);
+}
+
+static void each_result_of_a_batch_lands_on_its_message(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG(", fake_batch = 5", ""));
+  eval(f,
+       "for _, k in ipairs({ 'p1', 'p2bad', 'p3', 'p4skip' }) do host.send{ "
+       "to = '13800138000', template = 'letter', params = { child = '小明', "
+       "note = '' }, key = k } end",
+       YZ_OK);
+  run_until(f, NOON_MS + 1);
+  char *s = calls(f, "%");
+  assert_string_equal(s, "batch p1,p2bad,p3,p4skip");
+  free(s);
+  s = qs(f,
+         "SELECT group_concat(key || '=' || state || ':' || attempts || ':' "
+         "|| coalesce(gateway_id, '-') || ':' || coalesce(last_error, '-'), "
+         "' | ') FROM (SELECT * FROM yz_outbox ORDER BY id)");
+  assert_string_equal(s,
+                      "p1=sent:1:idp1:- | p2bad=dead:1:-:bad | "
+                      "p3=sent:1:idp3:- | p4skip=failed:1:-:the channel's "
+                      "batch gave no result for this message");
+  free(s);
+}
+
+static void a_failed_batch_fails_each_message_for_now(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG(", fake_batch = 5", ""));
+  send_letters(f, "down", 3, "DOWN");
+  send_letters(f, "raise", 2, "RAISE");
+  run_until(f, NOON_MS + 1);
+  char *s = calls(f, "%");
+  assert_string_equal(s, "batch down1,down2,down3 | batch raise1,raise2");
+  free(s);
+  s = qs(f,
+         "SELECT group_concat(state || ':' || attempts || ':' || last_error, "
+         "' | ') FROM (SELECT * FROM yz_outbox WHERE key LIKE 'down%' ORDER "
+         "BY id)");
+  assert_string_equal(s, "failed:1:down | failed:1:down | failed:1:down");
+  free(s);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE key LIKE 'raise%' "
+                     "AND state = 'failed' AND attempts = 1 AND last_error "
+                     "LIKE '%the batch library broke%'"),
+                   2);
+  /* Transient: each waits its backoff (10 s +-20%). */
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE next_at BETWEEN "
+                     "1793592008000 AND 1793592012001"),
+                   5);
+  /* A gateway's trouble is not the plugin's fault. */
+  assert_int_equal(yz_plugin_find(f->h, "tpl")->state, YZ_PS_OK);
+  /* Retried, each goes alone, even when due together: an earlier attempt
+  ** may have reached the provider unanswered. */
+  yz_store_exec(f->h->store, NULL,
+                "UPDATE yz_outbox SET next_at = 1793592010000", NULL, 0);
+  run_until(f, NOON_MS + 10 * SEC + 1);
+  s = calls(f, "send");
+  assert_string_equal(s,
+                      "send down1 | send down2 | send down3 | send raise1 | "
+                      "send raise2");
+  free(s);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE state = 'sent' "
+                     "AND attempts = 2"),
+                   5);
+}
+
+static void a_paused_channel_holds_its_messages_until_new_rules(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  /* A first answer: the channel works, messages go several at a time. */
+  eval(f,
+       "host.send{ to = '13800138009', text = 'hi', channel = 'plain', key = "
+       "'k0' }",
+       YZ_OK);
+  run_until(f, NOON_MS);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 1);
+  yz_store_exec(f->h->store, NULL, "DELETE FROM yz_outbox", NULL, 0);
+  /* Then the credentials are refused: two claimed in one turn, both
+  ** answer 'pause'. */
+  eval_in(f, "tpl", "host.kv.put('force', 'PAUSE')", YZ_OK);
+  eval(f,
+       "host.send{ to = '13800138000', text = 'hi', channel = 'plain', key = "
+       "'h1' }\n"
+       "host.send{ to = '13800138001', text = 'hi', channel = 'plain', key = "
+       "'h2' }",
+       YZ_OK);
+  run_until(f, NOON_MS + 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 3);
+  /* Queued again, not counted as an attempt, not in doubt. */
+  char *s = qs(f,
+               "SELECT group_concat(state || ' ' || attempts || ' ' || "
+               "in_doubt || ' ' || last_error, ', ') FROM yz_outbox");
+  assert_string_equal(s, "queued 0 0 bad key, queued 0 0 bad key");
+  free(s);
+  const char *why = yz_outbox_held(f->h->outbox, "plain");
+  assert_non_null(why);
+  assert_true(tu_contains(why, "bad key"));
+  assert_null(yz_outbox_held(f->h->outbox, "ali"));
+  /* Nothing more is claimed for it, however long it waits. */
+  eval(f,
+       "host.send{ to = '13800138002', text = 'hi', channel = 'plain', key = "
+       "'h3' }",
+       YZ_OK);
+  assert_int_equal(yz_outbox_next_wake(f->h->outbox), -1);
+  run_until(f, NOON_MS + 2 * 3600 * SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 3);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE state = 'queued' "
+                     "AND attempts = 0"),
+                   3);
+  /* Said once: one core.alert, one audit entry, one ERROR line. */
+  s = qs(f,
+         "SELECT group_concat(kind || ' ' || channel || ' ' || from_, ' | ') "
+         "FROM alerts");
+  assert_string_equal(s, "channel.paused plain core");
+  free(s);
+  s = qs(f, "SELECT reason FROM alerts");
+  assert_true(tu_contains(s, "paused: bad key"));
+  free(s);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_audit WHERE action = "
+                     "'channel.paused'"),
+                   1);
+  assert_int_equal(log_lines(f, "error", ""), 1);
+  assert_int_equal(log_lines(f, "error", "channel 'plain'"), 1);
+  /* The other channel still delivers. */
+  eval_in(f, "tpl", "host.kv.put('force', nil)", YZ_OK);
+  eval(f,
+       "host.send{ to = '13800138000', template = 'notice', params = { "
+       "month = 1, day = 2 }, key = 'a1' }",
+       YZ_OK);
+  run_until(f, NOON_MS + 2 * 3600 * SEC + SEC);
+  s = qs(f, "SELECT state FROM yz_outbox WHERE key = 'a1'");
+  assert_string_equal(s, "sent");
+  free(s);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE chan = 'plain'"), 3);
+  /* New rules (a reload) release it: both go, each one attempt. */
+  yz_deliver_started(f->h, 1);
+  assert_null(yz_outbox_held(f->h->outbox, "plain"));
+  assert_true(yz_outbox_next_wake(f->h->outbox) >= 0);
+  run_until(f, NOON_MS + 2 * 3600 * SEC + 2 * SEC);
+  s = qs(f,
+         "SELECT group_concat(key || ' ' || state || ' ' || attempts, ', ') "
+         "FROM (SELECT * FROM yz_outbox WHERE channel = 'plain' ORDER BY "
+         "id)");
+  assert_string_equal(s, "h1 sent 1, h2 sent 1, h3 sent 1");
+  free(s);
+  assert_int_equal(log_lines(f, "error", ""), 1);
+}
+
+static void an_alert_is_raised_once_an_hour(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval(f,
+       "for i = 1, 5 do host.send{ to = '1380013800' .. i, text = 'ALERT', "
+       "channel = 'plain', key = 'al' .. i } end",
+       YZ_OK);
+  run_until(f, NOON_MS + 1);
+  /* Failed as it says: Retry-After 5 s exactly. */
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE state = 'failed' "
+                     "AND attempts = 1 AND last_error = 'low' AND next_at = "
+                     "1793592005000"),
+                   5);
+  char *s = qs(f,
+               "SELECT group_concat(kind || ' ' || channel || ' ' || reason, "
+               "' | ') FROM alerts");
+  assert_string_equal(s, "channel.alert plain balance low");
+  free(s);
+  /* Two retries each within the hour: still one alert. */
+  run_until(f, NOON_MS + 60 * SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 15);
+  assert_int_equal(q(f, "SELECT count(*) FROM alerts"), 1);
+  assert_int_equal(log_lines(f, "error", "balance low"), 1);
+  /* An hour on, it is said again. */
+  run_until(f, NOON_MS + 3601 * SEC);
+  eval(f,
+       "host.send{ to = '13800138000', text = 'ALERT', channel = 'plain', "
+       "key = 'al6' }",
+       YZ_OK);
+  run_until(f, NOON_MS + 3602 * SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM alerts"), 2);
+  assert_int_equal(
+      q(f, "SELECT count(*) FROM yz_audit WHERE action = 'channel.alert'"), 2);
+}
+
+/* n free-text messages to 'plain' keyed prefix01.., to distinct numbers. */
+static void send_plain(fixture *f, const char *prefix, int n) {
+  char code[512];
+  snprintf(code, sizeof code,
+           "for i = 1, %d do host.send{ to = '1380013' .. (8000 + i), text = "
+           "'hi', channel = 'plain', key = string.format('%s%%02d', i) } end",
+           n, prefix);
+  eval(f, code, YZ_OK);
+}
+
+static void receipts_are_asked_for_and_recorded(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ", fake_receipts = 10"));
+  send_plain(f, "r", 3);
+  run_until(f, NOON_MS + 10 * SEC - 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'send'"), 3);
+  /* Not before receipts_every has passed. */
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   0);
+  run_until(f, NOON_MS + 10 * SEC + 1);
+  char *s = calls(f, "receipts");
+  assert_string_equal(s, "receipts r01,r02,r03");
+  free(s);
+  s = qs(f, "SELECT body FROM calls WHERE kind = 'receipts'");
+  assert_true(tu_contains(s,
+                          "{\"gateway_id\":\"gw-1\",\"in_doubt\":false,"
+                          "\"key\":\"r01\",\"sent\":1793592000,\"text\":"
+                          "\"hi\",\"to\":\"+8613800138001\"}"));
+  free(s);
+  assert_int_equal(q(f, "SELECT at FROM calls WHERE kind = 'receipts'"),
+                   NOON_MS + 10 * SEC);
+  run_until(f, NOON_MS + 20 * SEC - 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   1);
+  run_until(f, NOON_MS + 20 * SEC + 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   2);
+  /* The channel's plugin reports what the provider said. */
+  const char *r = eval_in(f, "tpl",
+                          "return host.receipt('r01', true), "
+                          "host.receipt('r02', false, 'UNDELIV'), "
+                          "host.receipt{ gateway_id = 'gw-3', delivered = "
+                          "true }",
+                          YZ_OK);
+  assert_string_equal(r, "true\ttrue\ttrue");
+  r = eval_in(f, "tpl", "return host.receipt('nope', true)", YZ_OK);
+  assert_string_equal(r, "false\t\"no message with key 'nope'\"");
+  r = eval_in(f, "tpl",
+              "return host.receipt{ gateway_id = 'gw-99', delivered = true }",
+              YZ_OK);
+  assert_string_equal(r, "false\t\"no message with gateway id 'gw-99'\"");
+  run_until(f, NOON_MS + 21 * SEC);
+  s = qs(f,
+         "SELECT group_concat(key || ' ' || state || ' ' || "
+         "coalesce(last_error, '-'), ', ') FROM (SELECT * FROM yz_outbox "
+         "ORDER BY id)");
+  assert_string_equal(s, "r01 delivered -, r02 dead UNDELIV, r03 delivered -");
+  free(s);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM yz_outbox WHERE state = "
+                     "'delivered' AND delivered_at = 1793592020001"),
+                   2);
+  /* A receipt applies to a sent message only. */
+  r = eval_in(f, "tpl", "return host.receipt('r02', true)", YZ_OK);
+  assert_string_equal(r,
+                      "false\t\"the message is not sent (no receipt "
+                      "applies)\"");
+  /* Nothing waits for a receipt now: no more polls. */
+  run_until(f, NOON_MS + 120 * SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   2);
+}
+
+static void receipts_are_asked_fifty_at_a_time_least_recent_first(
+    void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ", fake_receipts = 10"));
+  send_plain(f, "k", 60);
+  run_until(f, NOON_MS + 10 * SEC + 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox WHERE state = 'sent'"),
+                   60);
+  char want[1024];
+  size_t o = 0;
+  for (int i = 1; i <= 50; i++)
+    o += (size_t)snprintf(want + o, sizeof want - o, "%sk%02d",
+                          i > 1 ? "," : "", i);
+  char *s = qs(f, "SELECT keys FROM calls WHERE kind = 'receipts'");
+  assert_string_equal(s, want);
+  free(s);
+  /* The ten not yet asked about first, then the oldest asked. */
+  run_until(f, NOON_MS + 20 * SEC + 1);
+  o = 0;
+  for (int i = 51; i <= 60; i++)
+    o += (size_t)snprintf(want + o, sizeof want - o, "k%02d,", i);
+  for (int i = 1; i <= 40; i++)
+    o += (size_t)snprintf(want + o, sizeof want - o, "%sk%02d",
+                          i > 1 ? "," : "", i);
+  s = qs(f,
+         "SELECT keys FROM calls WHERE kind = 'receipts' ORDER BY n DESC "
+         "LIMIT 1");
+  assert_string_equal(s, want);
+  free(s);
+}
+
+static void receipts_are_not_asked_for_past_the_window(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ", fake_receipts = 10, fake_window = 60"));
+  send_plain(f, "o", 1);
+  run_until(f, NOON_MS + 65 * SEC);
+  /* At 10, 20, ..., 60 s: within the window. */
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   6);
+  send_plain(f, "n", 1);
+  run_until(f, NOON_MS + 300 * SEC);
+  assert_int_equal(q(f,
+                     "SELECT count(*) FROM calls WHERE kind = 'receipts' "
+                     "AND keys LIKE '%o01%' AND at > 1793592060000"),
+                   0);
+  /* The newer one is asked about, alone. */
+  char *s = qs(f,
+               "SELECT keys FROM calls WHERE kind = 'receipts' AND at > "
+               "1793592060000 ORDER BY n LIMIT 1");
+  assert_string_equal(s, "n01");
+  free(s);
+}
+
+static void poll_now_asks_for_receipts_at_once(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ", fake_receipts = 600"));
+  send_plain(f, "q", 2);
+  run_until(f, NOON_MS + 30 * SEC);
+  /* The first poll, at the first turn, found nothing sent yet. */
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   0);
+  assert_int_equal(yz_deliver_poll_now(f->h), 1);
+  yz_host_tick(f->h); /* no time passes */
+  assert_int_equal(q(f, "SELECT count(*) FROM calls WHERE kind = 'receipts'"),
+                   1);
+  char *s = qs(f,
+               "SELECT keys || ' ' || at FROM calls WHERE kind = "
+               "'receipts'");
+  assert_string_equal(s, "q01,q02 1793592030000");
+  free(s);
+}
+
+/* Until a channel has answered, one request at a time: refused
+** credentials cost one request, and the rest wait untouched. */
+static void refused_credentials_cost_one_request(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval_in(f, "tpl", "host.kv.put('force', 'PAUSE')", YZ_OK);
+  send_plain(f, "c", 3);
+  run_until(f, NOON_MS + 60 * SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 1);
+  char *s = qs(f,
+               "SELECT group_concat(key || ' ' || state || ' ' || attempts || "
+               "' ' || coalesce(last_error, '-'), ', ') FROM (SELECT * FROM "
+               "yz_outbox ORDER BY id)");
+  assert_string_equal(s,
+                      "c01 queued 0 bad key, c02 queued 0 -, c03 queued 0 -");
+  free(s);
+  assert_non_null(yz_outbox_held(f->h->outbox, "plain"));
+  assert_int_equal(q(f, "SELECT count(*) FROM alerts"), 1);
+}
+
+/* "Once an hour per text": two alerts that take turns are each said once,
+** not at every message. */
+static void alerts_that_take_turns_are_each_said_once_an_hour(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval(f,
+       "for i = 1, 6 do host.send{ to = '1380013800' .. i, text = i % 2 == 1 "
+       "and 'ALERT' or 'ALERT2', channel = 'plain', key = 'al' .. i } end",
+       YZ_OK);
+  run_until(f, NOON_MS + 1);
+  assert_int_equal(q(f, "SELECT count(*) FROM calls"), 6);
+  char *s = qs(f,
+               "SELECT group_concat(reason, ' | ') FROM (SELECT DISTINCT "
+               "reason FROM alerts ORDER BY reason)");
+  assert_string_equal(s, "balance low | template suspended");
+  free(s);
+  assert_int_equal(q(f, "SELECT count(*) FROM alerts"), 2);
+}
+
+/* A gateway id is the provider's: two providers may use the same one. A
+** receipt by gateway id finds the message of a channel its plugin
+** delivers. */
+static void a_receipt_by_gateway_id_finds_its_own_channels_message(
+    void **state) {
+  fixture *f = *state;
+  f->dir = tu_datadir(
+      "quiet_hours = false\n"
+      "channels = { default = 'plain', plain = { type = 'tpl' }, fake = { "
+      "type = 'fake' } }\n"
+      "plugins = { sender = {}, tpl = {}, fake = {}, watch = {} }\n");
+  tu_write(f->dir, "plugins/tpl.lua", TPLCHAN);
+  tu_write(f->dir, "plugins/fake.lua", FAKE);
+  tu_write(f->dir, "plugins/sender.lua", SENDER);
+  tu_write(f->dir, "plugins/watch.lua", WATCH);
+  start(f, NULL, NOON_MS);
+  eval(f,
+       "host.send{ to = '13800138000', text = 'hi', channel = 'plain', key = "
+       "'mine' }\n"
+       "host.send{ to = '13800138000', text = 'hi', channel = 'fake', key = "
+       "'theirs' }",
+       YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  assert_int_equal(q(f, "SELECT count(*) FROM yz_outbox WHERE state = 'sent'"),
+                   2);
+  yz_store_exec(f->h->store, NULL, "UPDATE yz_outbox SET gateway_id = 'G1'",
+                NULL, 0);
+  const char *r = eval_in(
+      f, "tpl", "return host.receipt{ gateway_id = 'G1', delivered = true }",
+      YZ_OK);
+  assert_string_equal(r, "true");
+  run_until(f, NOON_MS + 2 * SEC);
+  char *s = qs(f,
+               "SELECT group_concat(key || ' ' || state, ', ') FROM (SELECT * "
+               "FROM yz_outbox ORDER BY id)");
+  assert_string_equal(s, "mine delivered, theirs sent");
+  free(s);
+}
+
+static void awaiting_and_key_of_find_sent_messages(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  send_plain(f, "p", 3);
+  eval(f,
+       "host.send{ to = '13800138000', text = 'PERMANENT', channel = "
+       "'plain', key = 'dead' }\n"
+       "host.send{ to = '13800138000', template = 'notice', params = { "
+       "month = 1, day = 2 }, key = 'other' }",
+       YZ_OK);
+  run_until(f, NOON_MS + SEC);
+  yz_outbox *ob = f->h->outbox;
+  yz_msg **m = NULL;
+  int n = yz_outbox_awaiting(ob, "plain", 2, 3600 * SEC, &m);
+  assert_int_equal(n, 2);
+  assert_string_equal(m[0]->key, "p01");
+  assert_string_equal(m[1]->key, "p02");
+  assert_string_equal(m[0]->state, "sent");
+  assert_string_equal(m[1]->gateway_id, "gw-2");
+  for (int i = 0; i < n; i++) yz_msg_free(m[i]);
+  free(m);
+  /* Marked asked about: the one not yet asked comes first next time. */
+  assert_int_equal(q(f, "SELECT polled_at FROM yz_outbox WHERE key = 'p01'"),
+                   NOON_MS + SEC);
+  yz_clock_advance(&f->h->clock, SEC);
+  n = yz_outbox_awaiting(ob, "plain", 10, 3600 * SEC, &m);
+  assert_int_equal(n, 3);
+  assert_string_equal(m[0]->key, "p03");
+  assert_string_equal(m[1]->key, "p01");
+  assert_string_equal(m[2]->key, "p02");
+  for (int i = 0; i < n; i++) yz_msg_free(m[i]);
+  free(m);
+  /* None for max 0, another channel's name, or past the window. */
+  yz_msg *sentinel = NULL;
+  m = &sentinel; /* must be overwritten with NULL */
+  assert_int_equal(yz_outbox_awaiting(ob, "plain", 0, 3600 * SEC, &m), 0);
+  assert_null(m);
+  assert_int_equal(yz_outbox_awaiting(ob, "nope", 10, 3600 * SEC, &m), 0);
+  assert_null(m);
+  yz_clock_advance(&f->h->clock, 2 * 3600 * SEC);
+  assert_int_equal(yz_outbox_awaiting(ob, "plain", 10, 3600 * SEC, &m), 0);
+  assert_null(m);
+  n = yz_outbox_awaiting(ob, "ali", 10, 3 * 3600 * SEC, &m);
+  assert_int_equal(n, 1);
+  assert_string_equal(m[0]->key, "other");
+  yz_msg_free(m[0]);
+  free(m);
+  /* A gateway id names the key, within a channel or any. */
+  char key[64] = "";
+  assert_int_equal(yz_outbox_key_of(ob, "plain", "gw-2", key, sizeof key),
+                   YZ_OK);
+  assert_string_equal(key, "p02");
+  key[0] = 0;
+  assert_int_equal(yz_outbox_key_of(ob, NULL, "gw-5", key, sizeof key), YZ_OK);
+  assert_string_equal(key, "other");
+  assert_int_equal(yz_outbox_key_of(ob, "plain", "gw-5", key, sizeof key),
+                   YZ_ENOTFOUND);
+  assert_int_equal(yz_outbox_key_of(ob, NULL, "gw-99", key, sizeof key),
+                   YZ_ENOTFOUND);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(a_key_sends_once, setup, teardown),
@@ -687,6 +1529,47 @@ int main(void) {
           an_answer_past_the_memory_cap_is_an_error_not_a_crash, setup,
           teardown),
       cmocka_unit_test_setup_teardown(a_reload_mid_request_keeps_the_message,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_template_message_stores_its_text_template_and_params, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          a_bad_template_send_is_refused_and_writes_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          free_text_to_a_template_channel_is_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_mapped_channel_gets_the_code_and_params_in_its_order, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          batches_share_a_template_and_params_up_to_batch_max, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          different_params_and_messages_in_doubt_are_not_batched, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          each_result_of_a_batch_lands_on_its_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_failed_batch_fails_each_message_for_now,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_paused_channel_holds_its_messages_until_new_rules, setup, teardown),
+      cmocka_unit_test_setup_teardown(an_alert_is_raised_once_an_hour, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(receipts_are_asked_for_and_recorded,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          receipts_are_asked_fifty_at_a_time_least_recent_first, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(
+          receipts_are_not_asked_for_past_the_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(poll_now_asks_for_receipts_at_once, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(refused_credentials_cost_one_request,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          alerts_that_take_turns_are_each_said_once_an_hour, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          a_receipt_by_gateway_id_finds_its_own_channels_message, setup,
+          teardown),
+      cmocka_unit_test_setup_teardown(awaiting_and_key_of_find_sent_messages,
                                       setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
