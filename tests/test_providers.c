@@ -181,9 +181,11 @@ static void write_config(fixture *f, int port, const char *secret,
   tu_write(f->dir, "yizhan.conf.lua", conf);
 }
 
-/* Starts the provider's mock (a request that hangs holds hang_s seconds),
-** waits until it listens and writes the configuration pointing at it. */
-static void start(fixture *f, const char *hang_s) {
+/* Starts the provider's mock (a request that hangs holds hang_s seconds;
+** 'extra' are more arguments, or NULL), waits until it listens and writes
+** the configuration pointing at it. */
+static void start_args(fixture *f, const char *hang_s,
+                       const char *const *extra) {
   char portf[4300], pidf[4300], errf[4300];
   snprintf(portf, sizeof portf, "%s/port", f->run);
   snprintf(pidf, sizeof pidf, "%s/pid", f->run);
@@ -216,6 +218,7 @@ static void start(fixture *f, const char *hang_s) {
   int n = 16;
   for (const char *const *a = f->pv->tencent ? tc : ali; *a; a++)
     argv[n++] = *a;
+  for (const char *const *a = extra; a && *a && n < 39; a++) argv[n++] = *a;
   argv[n] = NULL;
   pid_t pid = fork();
   assert_true(pid >= 0);
@@ -247,6 +250,7 @@ static void start(fixture *f, const char *hang_s) {
   if (!f->port) fail_msg("the mock %s did not start", f->pv->script);
   write_config(f, f->port, NULL, "");
 }
+#define start(f, hang_s) start_args(f, hang_s, NULL)
 
 /* Runs yizhan -d DIR with the given arguments. */
 static tu_run yz_argv(fixture *f, const char *const *argv) {
@@ -666,6 +670,63 @@ static void a_wrong_secret_pauses_the_channel_with_one_request(void **state) {
         first, second);
 }
 
+/* Credentials the provider refuses for another reason than the secret: the
+** same pause, one request, the cause named. */
+static void refused_credentials_pause(fixture *f, const char *needle) {
+  for (int i = 1; i <= 3; i++) {
+    char to[32], month[8];
+    snprintf(to, sizeof to, "1380000005%d", i);
+    snprintf(month, sizeof month, "%d", i);
+    send_letter(f, to, "张*明", month);
+  }
+  tu_run r = run_idle(f, 1);
+  if (!tu_contains(r.err, needle) || lines_with(r.err, "level=", "paused") != 1)
+    fail_msg("expected one 'paused' line naming '%s':\n%s", needle, r.err);
+  tu_run_free(&r);
+  assert_int_equal(db_int(f,
+                          "SELECT count(*) FROM yz_outbox WHERE state = "
+                          "'queued' AND attempts = 0"),
+                   3);
+  assert_int_equal(requests(f, "SendSms", NULL), 1);
+  assert_int_equal(stat_of(f, "accepted_total", NULL), 0);
+}
+
+static void a_skewed_clock_pauses_the_channel_naming_the_clock(void **state) {
+  fixture *f = *state;
+  /* The provider's clock an hour ahead of ours. */
+  start_args(f, "1", (const char *const[]){"--clock-skew-s", "3600", NULL});
+  refused_credentials_pause(f, "clock");
+}
+
+static void an_unknown_key_id_pauses_the_channel(void **state) {
+  fixture *f = *state;
+  /* The provider knows another key id than the configured one. */
+  if (f->pv->tencent)
+    start_args(f, "1", (const char *const[]){"--secret-id", "AKIDother", NULL});
+  else
+    start_args(f, "1",
+               (const char *const[]){"--access-key-id", "otherId", NULL});
+  refused_credentials_pause(f, f->pv->tencent ? "secret_id" : "access_key_id");
+}
+
+/* The quick live test an administrator runs: send --wait with no daemon
+** delivers it at once and says so. */
+static void send_wait_is_a_quick_live_test(void **state) {
+  fixture *f = *state;
+  start(f, "1");
+  tu_run r =
+      yz(f, "send", "--channel", f->pv->name, "--to", "138 0000 0061",
+         "--template", "letter", "--params",
+         "{\"child\":\"张*明\",\"month\":\"12\"}", "--wait", "--timeout", "20");
+  if (r.status != 0 || !tu_contains(r.out, "sent"))
+    fail_msg("send --wait: exit %d\n%s%s", r.status, r.out, r.err);
+  tu_run_free(&r);
+  assert_int_equal(accepted(f, "13800000061"), 1);
+  char *params = db_text(f, "SELECT params FROM yz_outbox");
+  assert_string_equal(params, "{\"child\":\"张*明\",\"month\":\"12\"}");
+  free(params);
+}
+
 static void a_lost_answer_is_looked_up_not_sent_again(void **state) {
   fixture *f = *state;
   start(f, "1");
@@ -882,6 +943,9 @@ int main(void) {
       BOTH(flow_control_waits_limit_delay_then_delivers),
       BOTH(a_refused_number_is_dead_and_its_batch_still_goes),
       BOTH(a_wrong_secret_pauses_the_channel_with_one_request),
+      BOTH(a_skewed_clock_pauses_the_channel_naming_the_clock),
+      BOTH(an_unknown_key_id_pauses_the_channel),
+      BOTH(send_wait_is_a_quick_live_test),
       ONE(ALIYUN, a_lost_answer_is_looked_up_not_sent_again),
       ONE(ALIYUN, a_lost_batch_is_looked_up_not_sent_again),
       BOTH(a_5xx_is_retried),
