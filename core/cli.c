@@ -524,9 +524,9 @@ static int cmd_run(const char *dir, int argc, char **argv) {
     ** noticed), an HTTP transfer's progress or a signal. */
     int64_t wait = yz_host_tick(h);
     if (until_idle && wait != 0 && yz_host_idle(h)) {
-      /* Receipts for what was sent, each message asked about once more,
-      ** before ending. */
-      if (polled < 100000 && yz_deliver_poll_now(h) > 0) {
+      /* Receipts for what was sent, each message asked about once more
+      ** before ending (40 polls of 50 at most: a cron run stays short). */
+      if (polled < 40 && yz_deliver_poll_now(h) > 0) {
         polled++;
         continue;
       }
@@ -535,6 +535,16 @@ static int cmd_run(const char *dir, int argc, char **argv) {
                 "yizhan: messages wait on channels that cannot deliver them "
                 "now (see above)\n");
         status = EXIT_FAIL;
+      }
+      /* A channel paused with nothing queued (its receipts were refused)
+      ** is still the operator's to fix. */
+      for (int i = 0; i < h->nchannels; i++) {
+        const char *held = yz_outbox_held(h->outbox, h->channels[i].name);
+        if (held && status == EXIT_OK) {
+          fprintf(stderr, "yizhan: channel '%s' is paused: %s\n",
+                  h->channels[i].name, held);
+          status = EXIT_FAIL;
+        }
       }
       break;
     }
@@ -648,6 +658,15 @@ static int wait_outcome(const char *dir, yz_host *h, int64_t id, int timeout) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
       }
+    }
+    const char *held = d && m ? yz_outbox_held(d->outbox, m->channel) : NULL;
+    if (held) { /* it will not go this time: no point waiting */
+      fprintf(stderr,
+              "yizhan: channel '%s' is paused: %s\nyizhan: the message stays "
+              "queued (see 'yizhan outbox show %lld')\n",
+              m->channel, held, (long long)id);
+      yz_msg_free(m);
+      break;
     }
     if (m && final_state(m->state)) {
       print_outcome(h, m);

@@ -344,20 +344,39 @@ static void push_one(lua_State *L, yz_host *h, const yz_msg *m) {
   /* The provider's code and its parameter order, from the channel's map. */
   const yz_chan_conf *cc = yz_config_channel(h->cfg, m->channel);
   const yz_tpl_map *tm = cc ? yz_config_tpl_map(cc, m->tpl) : NULL;
+  /* The config may have changed since the message was queued: what no
+  ** longer fits is said, for the channel to refuse, not sent half. */
+  const char *missing = NULL;
   if (tm) {
     lua_pushstring(L, tm->code);
     lua_setfield(L, -3, "template_code");
     lua_createtable(L, tm->nparams, 0);
     for (int i = 0; i < tm->nparams; i++) {
       lua_pushstring(L, tm->params[i]);
-      lua_rawget(L, params);
-      if (!lua_isstring(L, -1)) {
+      if (lua_rawget(L, params) != LUA_TSTRING) {
         lua_pop(L, 1);
         lua_pushliteral(L, "");
+        if (!missing) missing = tm->params[i];
       }
       lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -3, "param_list");
+  }
+  if (cc && cc->templates_only && (!tm || missing)) {
+    if (!tm)
+      lua_pushfstring(
+          L,
+          "template '%s' is no longer among the templates of channel "
+          "'%s' "
+          "(the config changed after the message was queued)",
+          m->tpl, m->channel);
+    else
+      lua_pushfstring(L,
+                      "the message has no parameter '%s', which channel "
+                      "'%s' now sends for template '%s' (the config changed "
+                      "after the message was queued)",
+                      missing, m->channel, m->tpl);
+    lua_setfield(L, -3, "template_error");
   }
   lua_setfield(L, -2, "params");
 }
@@ -391,12 +410,15 @@ static void first_line(const char *s, char *dst, size_t n) {
 ** (reading may allocate; the values are read raw, so no plugin code runs).
 **   true [, gateway_id]                                     sent
 **   nil, reason [, "permanent" | "pause" | { permanent = true,
-**      retry_after = seconds, pause = true, alert = "..." }]  not sent
+**      retry_after = seconds, pause = true, alert = "...", defer = true }]
+**                                                          not sent
 ** 'pause': the channel cannot deliver anything now (refused credentials):
 ** the message waits, the channel is held until a reload. 'alert': an
-** administrator should know (core.alert), the outcome as it says. */
+** administrator should know (core.alert), the outcome as it says.
+** 'defer': not the message's fault either (the balance, a daily quota):
+** it waits retry_after without using an attempt. */
 typedef struct send_result {
-  int sent, permanent, pause;
+  int sent, permanent, pause, defer;
   double retry_after;
   char gw[128], why[512], alert[256];
 } send_result;
@@ -425,7 +447,9 @@ static void read_values(lua_State *L, int i, send_result *r) {
     lua_pushliteral(L, "alert");
     if (lua_rawget(L, o) == LUA_TSTRING)
       first_line(lua_tostring(L, -1), r->alert, sizeof r->alert);
-    lua_pop(L, 4);
+    lua_pushliteral(L, "defer");
+    r->defer = lua_rawget(L, o) != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 5);
   }
 }
 
@@ -538,8 +562,10 @@ static void record(yz_host *h, yz_msg *m, const send_result *r) {
   if (!(ra > 0)) ra = 0; /* NaN too */
   if (ra > 7 * 86400.0) ra = 7 * 86400.0;
   yz_outbox_result(h->outbox, m,
-                   r->permanent ? YZ_SEND_PERMANENT : YZ_SEND_TRANSIENT, r->why,
-                   ra, NULL);
+                   r->permanent ? YZ_SEND_PERMANENT
+                   : r->defer   ? YZ_SEND_DEFERRED
+                                : YZ_SEND_TRANSIENT,
+                   r->why, ra, NULL);
 }
 
 /* A send or send_batch ended: its results tell each message's outcome.
@@ -585,9 +611,42 @@ static void receipts_done(yz_host *h, yz_task *t, int ok, const char *err) {
   if (!j) return;
   yz_channel *c = find_channel(h, j->channel);
   if (c) c->polling = 0;
-  if (!ok)
+  /* It may return what a send does: nil, reason [, "pause" | {...}]. */
+  send_result r = {0};
+  if (ok) {
+    r.sent = 1;
+    lua_State *co = t->co;
+    int n = lua_gettop(co);
+    if (n >= 1 && !lua_toboolean(co, 1)) {
+      read_ctx x = {&r, 1};
+      r.sent = 0;
+      lua_pushcfunction(co, read_results);
+      lua_pushlightuserdata(co, &x);
+      for (int i = 1; i <= 3; i++) {
+        if (i <= n)
+          lua_pushvalue(co, i);
+        else
+          lua_pushnil(co);
+      }
+      if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
+        lua_pop(co, 1);
+        memset(&r, 0, sizeof r);
+      }
+      if (!r.why[0]) yz_fmt(r.why, sizeof r.why, "the provider said no");
+    }
+  } else {
+    first_line(err, r.why, sizeof r.why);
+  }
+  if (r.sent) {
+    if (c) c->proven = 1;
+  } else if (r.pause) {
+    hold_channel(h, j->channel, r.why);
+  } else {
     yz_logf(&h->log, YZ_LOG_WARN, t->p->name,
-            "channel '%s': asking for receipts failed: %s", j->channel, err);
+            "channel '%s': asking for receipts failed: %s", j->channel, r.why);
+    if (c && c->sweep_from) c->awaiting = 0; /* the last sweep ends here */
+  }
+  if (r.alert[0]) raise_alert(h, j->channel, "channel.alert", r.alert);
   for (int i = 0; i < j->n; i++) yz_msg_free(j->m[i]);
   job_free(j);
 }
@@ -680,11 +739,16 @@ static void hand_out(yz_host *h, yz_channel *c, yz_msg **msgs, int n,
     }
     int k = 0;
     group[k++] = m;
-    for (int j = i + 1; j < n && k < c->reg.batch_max; j++)
-      if (msgs[j] && batchable(msgs[j]) && same_batch(m, msgs[j])) {
-        group[k++] = msgs[j];
-        msgs[j] = NULL;
-      }
+    for (int j = i + 1; j < n && k < c->reg.batch_max; j++) {
+      if (!msgs[j] || !batchable(msgs[j]) || !same_batch(m, msgs[j])) continue;
+      /* A recipient once per request: a provider answers per number. */
+      int dup = 0;
+      for (int g = 0; g < k && !dup; g++)
+        dup = strcmp(group[g]->to, msgs[j]->to) == 0;
+      if (dup) continue;
+      group[k++] = msgs[j];
+      msgs[j] = NULL;
+    }
     start_send(h, c, group, k, k > 1);
   }
   free(group);
@@ -704,7 +768,7 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
   }
   /* Until the channel has had an answer, one request at a time. */
   int probe = !h->capture && !c->proven;
-  if (probe && yz_outbox_in_flight(h->outbox, r->name)) return;
+  if (probe && (yz_outbox_in_flight(h->outbox, r->name) || c->polling)) return;
   yz_msg **msgs;
   int n = yz_outbox_claim(h->outbox, r->name, 100000, &msgs);
   if (n < 0)
@@ -732,6 +796,9 @@ static void poll_channel(yz_host *h, yz_channel *c) {
   int64_t now = yz_clock_now_ms(&h->clock);
   if (now < c->next_poll) return;
   c->next_poll = now + (int64_t)(c->reg.receipts_every * 1000);
+  /* Until the channel has answered, one request at a time: this poll is
+  ** skipped. */
+  if (!c->proven && yz_outbox_in_flight(h->outbox, c->name)) return;
   yz_msg **msgs;
   int n = yz_outbox_awaiting_before(
       h->outbox, c->name, 50, (int64_t)(c->reg.receipts_window * 1000),
@@ -756,6 +823,7 @@ static void poll_channel(yz_host *h, yz_channel *c) {
     yz_logf(&h->log, YZ_LOG_ERROR, c->p->name, "%s", err);
     for (int i = 0; i < j->n; i++) yz_msg_free(j->m[i]);
     job_free(j);
+    c->awaiting = 0; /* until the next message is sent */
     return;
   }
   c->polling = 1;
@@ -769,7 +837,7 @@ int yz_deliver_poll_now(yz_host *h) {
   int n = 0;
   for (int i = 0; i < h->nchannels; i++) {
     yz_channel *c = &h->channels[i];
-    if (c->reg.receipts_ref == LUA_NOREF || !c->awaiting ||
+    if (c->reg.receipts_ref == LUA_NOREF || !c->awaiting || c->polling ||
         c->p->state != YZ_PS_OK || yz_outbox_held(h->outbox, c->name))
       continue;
     if (!c->sweep_from) { /* those asked about from now on are done */
@@ -976,16 +1044,17 @@ int yz_deliver_render(yz_host *h, const char *name, const char *const *names,
   }
   /* The text: each {{p}} replaced (the config checked the placeholders). */
   const char *s = t->text, *open;
+  int rc = YZ_OK;
   while ((open = strstr(s, "{{")) != NULL) {
-    yz_buf_add(text, s, (size_t)(open - s));
+    rc |= yz_buf_add(text, s, (size_t)(open - s));
     const char *close = strstr(open, "}}");
     size_t len = (size_t)(close - open - 2);
     for (int i = 0; i < n; i++)
       if (strlen(names[i]) == len && memcmp(names[i], open + 2, len) == 0)
-        yz_buf_adds(text, values[i]);
+        rc |= yz_buf_adds(text, values[i]);
     s = close + 2;
   }
-  yz_buf_adds(text, s);
+  rc |= yz_buf_adds(text, s);
   /* The parameters, keys sorted (the same message, the same JSON). */
   int *idx = yz_xcalloc((size_t)n + 1, sizeof *idx);
   for (int i = 0; i < n; i++) idx[i] = i;
@@ -996,15 +1065,19 @@ int yz_deliver_render(yz_host *h, const char *name, const char *const *names,
       idx[j] = idx[j - 1];
       idx[j - 1] = x;
     }
-  yz_buf_adds(json, "{");
+  rc |= yz_buf_adds(json, "{");
   for (int i = 0; i < n; i++) {
-    if (i) yz_buf_adds(json, ",");
-    yz_buf_add_json_str(json, names[idx[i]]);
-    yz_buf_adds(json, ":");
-    yz_buf_add_json_str(json, values[idx[i]]);
+    if (i) rc |= yz_buf_adds(json, ",");
+    rc |= yz_buf_add_json_str(json, names[idx[i]]);
+    rc |= yz_buf_adds(json, ":");
+    rc |= yz_buf_add_json_str(json, values[idx[i]]);
   }
-  yz_buf_adds(json, "}");
+  rc |= yz_buf_adds(json, "}");
   free(idx);
+  if (rc != YZ_OK) {
+    yz_fmt(err, errlen, "template '%s': the parameters are too long", name);
+    return YZ_EUSAGE;
+  }
   return YZ_OK;
 }
 

@@ -609,6 +609,16 @@ void yz_outbox_result(yz_outbox *ob, yz_msg *m, yz_send_outcome how,
     char *why = yz_strdup(detail ? detail : "in doubt");
     free(r->last_error);
     r->last_error = why;
+  } else if (how == YZ_SEND_DEFERRED) {
+    if (r->attempts > 0) r->attempts--;
+    set_str(&r->state, "failed");
+    char *why = yz_strdup(detail ? detail : "deferred");
+    free(r->last_error);
+    r->last_error = why;
+    double delay =
+        retry_after > 0 ? retry_after : backoff(ob, c, r->attempts + 1);
+    if (delay > 7 * 86400.0) delay = 7 * 86400.0;
+    r->next_ms = now + (int64_t)(delay * 1000);
   } else if (how == YZ_SEND_SENT) {
     set_str(&r->state, "sent");
     r->sent_ms = now;

@@ -89,8 +89,12 @@ typedef enum {
   YZ_SEND_HELD,      /* refused before it could go, for a reason that is not
                         the message's (the channel's credentials): queued
                         again, not counted as an attempt */
-  YZ_SEND_RELEASED   /* claimed but not handed out: back in the queue as it
+  YZ_SEND_RELEASED,  /* claimed but not handed out: back in the queue as it
                         was */
+  YZ_SEND_DEFERRED   /* not sent, and not the message's fault (the account's
+                        balance, the recipient's daily quota at the
+                        provider): waits retry_after (or the backoff), the
+                        attempt not counted, so it never dies of waiting */
 } yz_send_outcome;
 
 /* Told of every state change after it is durable (for the bus). */

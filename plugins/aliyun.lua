@@ -44,6 +44,10 @@ local AUTH = {
   ["InvalidTimeStamp.Expired"] =
     "the request time is refused: this computer's clock is more than 15 minutes off",
   ["Forbidden.RAM"] = "the access key may not send SMS (RAM permissions)",
+  ["isp.RAM_PERMISSION_DENY"] = "the access key may not send SMS (RAM permissions)",
+  ["isv.PRODUCT_UN_SUBSCRIPT"] = "the SMS service is not activated for this account",
+  ["isv.PRODUCT_UNSUBSCRIBE"] = "the SMS service is not activated for this account",
+  ["isv.DENY_IP_RANGE"] = "this computer's address is not on the account's allowed list",
   ["isv.SMS_SIGNATURE_ILLEGAL"] = "the signature name (sign_name) is not approved",
   ["isv.ACCOUNT_NOT_EXISTS"] = "the SMS account does not exist",
   ["isv.ACCOUNT_ABNORMAL"] = "the SMS account is suspended",
@@ -60,7 +64,16 @@ local PERMANENT = {
   ["isv.MOBILE_NUMBER_ILLEGAL"] = true,
   ["isv.MOBILE_COUNT_OVER_LIMIT"] = true,
   ["isv.BLACK_KEY_CONTROL_LIMIT"] = true,
+  ["isv.PARAM_LENGTH_LIMIT"] = true,
+  ["isv.PARAM_NOT_SUPPORT_URL"] = true,
+  ["isv.SMS_CONTENT_ILLEGAL"] = true,
 }
+
+-- Seconds until the next midnight in China (a provider's daily quota
+-- starts again then), a minute after it.
+local function until_china_midnight(host)
+  return 86400 - (host.now() + 8 * 3600) % 86400 + 60
+end
 
 aliyun = {}
 
@@ -146,11 +159,17 @@ function aliyun.classify(host, conf, res, err)
       alert = ("a template was refused (%s): check the channel's templates and the "
         .. "template approved in the Aliyun console"):format(code) }
   end
-  if code == "isv.BUSINESS_LIMIT_CONTROL" or code == "isv.DAY_LIMIT_CONTROL" then
-    return nil, why, { retry_after = conf.limit_delay or 3600 }
+  -- Quotas and the balance are not the message's fault: it waits without
+  -- using an attempt (defer).
+  if code == "isv.DAY_LIMIT_CONTROL" or (code == "isv.BUSINESS_LIMIT_CONTROL"
+      and tostring(doc.Message):find("天级", 1, true)) then
+    return nil, why, { retry_after = until_china_midnight(host), defer = true }
+  end
+  if code == "isv.BUSINESS_LIMIT_CONTROL" then
+    return nil, why, { retry_after = conf.limit_delay or 3600, defer = true }
   end
   if code == "isv.AMOUNT_NOT_ENOUGH" or code == "isv.OUT_OF_SERVICE" then
-    return nil, why, { retry_after = 1800,
+    return nil, why, { retry_after = 1800, defer = true,
       alert = "the Aliyun SMS account balance is not enough (" .. code .. "): top it up; messages wait" }
   end
   return nil, why -- SignatureNonceUsed, throttling, unknown codes: try again
@@ -179,9 +198,9 @@ end
 local function details(host, conf, number, date, biz_id)
   local business = { PhoneNumber = number, SendDate = date, PageSize = "50", CurrentPage = "1" }
   if biz_id then business.BizId = biz_id end
-  local ok, doc = aliyun.classify(host, conf, host.http.request(
+  local ok, doc, how = aliyun.classify(host, conf, host.http.request(
     aliyun.request(host, conf, "QuerySendDetails", business)))
-  if ok ~= "ok" then return nil, doc end
+  if ok ~= "ok" then return nil, doc, how end
   local list = doc.SmsSendDetailDTOs and doc.SmsSendDetailDTOs.SmsSendDetailDTO or {}
   return list
 end
@@ -193,7 +212,8 @@ local function is_of(host, msg, r)
 end
 
 -- Whether a message in doubt already went: its key (or its batch's id) in
--- the provider's records of the last days.
+-- the provider's records of the last days. true, false, or nil and the
+-- outcome values when the records could not be read.
 function aliyun.already_sent(host, conf, msg)
   local number = aliyun.number(msg.to)
   local seen = {}
@@ -201,13 +221,14 @@ function aliyun.already_sent(host, conf, msg)
     local date = aliyun.send_date(host, math.min(t, host.now()))
     if not seen[date] then
       seen[date] = true
-      local list = details(host, conf, number, date)
-      for _, r in ipairs(list or {}) do
+      local list, why, how = details(host, conf, number, date)
+      if not list then return nil, why, how end
+      for _, r in ipairs(list) do
         if is_of(host, msg, r) then return true end
       end
     end
   end
-  return nil
+  return false
 end
 
 local function check(name, conf)
@@ -234,17 +255,26 @@ local function setup(host)
       batch_max = conf.batch or 100,
       receipts_every = conf.receipts_every or 60,
       send = function(msg)
-        if not msg.template_code then
-          return nil, "aliyun: not a template message", "permanent"
+        if msg.template_error or not msg.template_code then
+          return nil, "aliyun: " .. (msg.template_error or "not a template message"), "permanent"
         end
         if msg.in_doubt or msg.attempt > 1 then
-          if aliyun.already_sent(host, conf, msg) then return true end
+          -- Not sent again unless the provider's records say it did not go.
+          local went, why, how = aliyun.already_sent(host, conf, msg)
+          if went then return true end
+          if went == nil then
+            return nil, "aliyun: cannot tell whether an earlier attempt went: " .. tostring(why),
+              how == "pause" and "pause" or nil
+          end
         end
         local ok, doc, how = send_request(host, conf, { msg }, msg.key)
         if ok == "ok" then return true, doc.BizId end
         return nil, doc, how
       end,
       send_batch = function(msgs)
+        if msgs[1].template_error then
+          return nil, "aliyun: " .. msgs[1].template_error, "permanent"
+        end
         local ok, doc, how = send_request(host, conf, msgs, aliyun.batch_id(host, msgs[1]))
         if ok == "ok" then return true, doc.BizId end
         if how == "permanent" then
@@ -260,12 +290,9 @@ local function setup(host)
       end,
       receipts = function(awaiting)
         for _, m in ipairs(awaiting) do
-          local list, err = details(host, conf, aliyun.number(m.to),
+          local list, why, how = details(host, conf, aliyun.number(m.to),
             aliyun.send_date(host, m.sent or m.created), m.gateway_id)
-          if not list then
-            host.log.warn("receipts: " .. tostring(err), { channel = name })
-            return
-          end
+          if not list then return nil, why, how end
           for _, r in ipairs(list) do
             -- By BizId when the answer gave one; else by OutId.
             if r.PhoneNum == aliyun.number(m.to) and (m.gateway_id or is_of(host, m, r)) then

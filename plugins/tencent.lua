@@ -32,6 +32,7 @@
 
 local VERSION = "2021-01-11"
 
+-- AuthFailure.* pauses whatever follows the dot; these name the cause.
 local PAUSE = {
   ["AuthFailure.SignatureFailure"] = "the request signature does not match: check secret_key",
   ["AuthFailure.SecretIdNotFound"] = "the secret id is unknown: check secret_id",
@@ -43,13 +44,28 @@ local PAUSE = {
   ["UnauthorizedOperation.SmsSdkAppIdVerifyFail"] = "the SMS application (sdk_app_id) is refused",
   ["InvalidParameterValue.SdkAppIdNotExist"] = "the SMS application (sdk_app_id) does not exist",
   ["FailedOperation.SignatureIncorrectOrUnapproved"] = "the signature name (sign_name) is not approved",
+  ["UnauthorizedOperation.RequestIpNotInWhitelist"] =
+    "this computer's address is not on the application's allowed list",
+  ["UnauthorizedOperation.RequestPermissionDeny"] = "the key may not send SMS (CAM permissions)",
+  ["UnauthorizedOperation.IndividualUserMarketingSmsPermissionDeny"] =
+    "the account may not send this kind of SMS",
+  ["UnauthorizedOperation.SerivceSuspendDueToArrears"] = "the account is suspended for arrears",
 }
 
 local PERMANENT = {
   ["InvalidParameterValue.IncorrectPhoneNumber"] = true,
   ["FailedOperation.PhoneNumberInBlacklist"] = true,
+  ["FailedOperation.ContainSensitiveWord"] = true,
+  ["InvalidParameterValue.TemplateParameterLengthLimit"] = true,
+  ["InvalidParameterValue.ContentLengthLimit"] = true,
   ["UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"] = true,
 }
+
+-- Seconds until the next midnight in China (the daily quota starts again),
+-- a minute after it.
+local function until_china_midnight(host)
+  return 86400 - (host.now() + 8 * 3600) % 86400 + 60
+end
 
 local TEMPLATE = {
   ["FailedOperation.TemplateIncorrectOrUnapproved"] = true,
@@ -111,21 +127,30 @@ function tencent.request(host, conf, action, payload)
 end
 
 -- The outcome of an error code, as a send returns it.
-function tencent.outcome(conf, code, message)
+function tencent.outcome(host, conf, code, message)
   local why = ("tencent: %s %s"):format(tostring(code), tostring(message or ""))
   if PAUSE[code] then return nil, ("tencent: %s (%s)"):format(PAUSE[code], code), "pause" end
+  if type(code) == "string" and code:find("^AuthFailure%.") then
+    return nil, ("tencent: the credentials were refused (%s): check secret_id and secret_key"):format(code),
+      "pause"
+  end
   if PERMANENT[code] then return nil, why, "permanent" end
   if TEMPLATE[code] then
     return nil, why, { permanent = true,
       alert = ("a template was refused (%s): check the channel's templates and the "
         .. "template approved in the Tencent Cloud console"):format(code) }
   end
+  -- Quotas and the balance are not the message's fault: it waits without
+  -- using an attempt (defer).
   if code == "FailedOperation.InsufficientBalanceInSmsPackage" then
-    return nil, why, { retry_after = 1800,
+    return nil, why, { retry_after = 1800, defer = true,
       alert = "the Tencent Cloud SMS package is used up (" .. code .. "): top it up; messages wait" }
   end
+  if code == "LimitExceeded.PhoneNumberDailyLimit" or code == "LimitExceeded.DailyLimit" then
+    return nil, why, { retry_after = until_china_midnight(host), defer = true }
+  end
   if type(code) == "string" and code:find("^LimitExceeded%.") then
-    return nil, why, { retry_after = conf.limit_delay or 3600 }
+    return nil, why, { retry_after = conf.limit_delay or 3600, defer = true }
   end
   return nil, why -- RequestLimitExceeded, InternalError, unknown: try again
 end
@@ -139,7 +164,7 @@ function tencent.response(conf, host, res, err)
     return nil, ("tencent: HTTP %d, not the answer expected: %s"):format(res.status, snippet)
   end
   local e = doc.Response.Error
-  if type(e) == "table" then return tencent.outcome(conf, e.Code, e.Message) end
+  if type(e) == "table" then return tencent.outcome(host, conf, e.Code, e.Message) end
   return doc.Response
 end
 
@@ -175,7 +200,7 @@ function tencent.send(host, conf, msgs, context)
     elseif s.Code == "Ok" then
       results[i] = { true, s.SerialNo }
     else
-      results[i] = { tencent.outcome(conf, s.Code, s.Message) }
+      results[i] = { tencent.outcome(host, conf, s.Code, s.Message) }
     end
   end
   return results
@@ -205,25 +230,34 @@ local function setup(host)
       batch_max = conf.batch or 100,
       receipts_every = conf.receipts_every or 60,
       send = function(msg)
-        if not msg.template_code then
-          return nil, "tencent: not a template message", "permanent"
+        if msg.template_error or not msg.template_code then
+          return nil, "tencent: " .. (msg.template_error or "not a template message"), "permanent"
         end
         local results, why, how = tencent.send(host, conf, { msg }, msg.key)
         if not results then return nil, why, how end
         return table.unpack(results[1], 1, 3)
       end,
       send_batch = function(msgs)
-        return tencent.send(host, conf, msgs, tencent.batch_id(host, msgs[1]))
+        if msgs[1].template_error then
+          return nil, "tencent: " .. msgs[1].template_error, "permanent"
+        end
+        local results, why, how = tencent.send(host, conf, msgs, tencent.batch_id(host, msgs[1]))
+        if results or how ~= "permanent" then return results, why, how end
+        -- The whole request refused (a foreign number among mainland ones,
+        -- say): each number on its own, so one does not sink the rest.
+        results = {}
+        for i, m in ipairs(msgs) do
+          local r, w, h = tencent.send(host, conf, { m }, m.key)
+          results[i] = r and r[1] or { nil, w, h }
+        end
+        return results
       end,
       receipts = function()
         -- Each receipt is handed out once: pull until the queue is empty.
         for _ = 1, 20 do
-          local resp, why = tencent.response(conf, host, host.http.request(
+          local resp, why, how = tencent.response(conf, host, host.http.request(
             tencent.request(host, conf, "PullSmsSendStatus", { Limit = 100, SmsSdkAppId = conf.sdk_app_id })))
-          if not resp then
-            host.log.warn("receipts: " .. tostring(why), { channel = name })
-            return
-          end
+          if not resp then return nil, why, how end
           local set = resp.PullSmsSendStatusSet or {}
           for _, r in ipairs(set) do
             host.receipt { gateway_id = r.SerialNo, delivered = r.ReportStatus == "SUCCESS",

@@ -1026,9 +1026,9 @@ static void each_result_of_a_batch_lands_on_its_message(void **state) {
   fixture *f = *state;
   start_tpl(f, TPL_CONFIG(", fake_batch = 5", ""));
   eval(f,
-       "for _, k in ipairs({ 'p1', 'p2bad', 'p3', 'p4skip' }) do host.send{ "
-       "to = '13800138000', template = 'letter', params = { child = '小明', "
-       "note = '' }, key = k } end",
+       "for i, k in ipairs({ 'p1', 'p2bad', 'p3', 'p4skip' }) do host.send{ "
+       "to = '1380013800' .. i, template = 'letter', params = { child = "
+       "'小明', note = '' }, key = k } end",
        YZ_OK);
   run_until(f, NOON_MS + 1);
   char *s = calls(f, "%");

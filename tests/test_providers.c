@@ -69,7 +69,7 @@ static provider TENCENT = {
     "mock_tencent.py",
     "TC_SK",
     "testKey",
-    "LimitExceeded.PhoneNumberDailyLimit",
+    "LimitExceeded.PhoneNumberOneHourLimit",
     "InvalidParameterValue.IncorrectPhoneNumber",
     "FailedOperation.InsufficientBalanceInSmsPackage",
     "package",
@@ -584,7 +584,8 @@ static void flow_control_waits_limit_delay_then_delivers(void **state) {
   double t0 = wall_ms();
   run_idle_ok(f);
   double t1 = wall_ms();
-  expect_msg(f, "13800000021", "failed", 1, f->pv->limit);
+  /* Waiting for a quota is not the message's fault: no attempt used. */
+  expect_msg(f, "13800000021", "failed", 0, f->pv->limit);
   /* limit_delay = 1 s after the answer, not the channel's backoff. */
   int64_t next = db_int(f,
                         "SELECT next_at FROM yz_outbox WHERE recipient = "
@@ -596,9 +597,33 @@ static void flow_control_waits_limit_delay_then_delivers(void **state) {
 
   wait_until_due(f);
   run_idle_ok(f);
-  expect_msg(f, "13800000021", "delivered", 2, NULL);
+  expect_msg(f, "13800000021", "delivered", 1, NULL);
   assert_int_equal(accepted(f, "13800000021"), 1);
   assert_int_equal(requests(f, "SendSms", "13800000021"), 2);
+}
+
+/* A recipient's daily quota at the provider: the message waits for the
+** next day in China (a minute past midnight, UTC+8), no attempt used. */
+static void a_daily_limit_waits_for_midnight_in_china(void **state) {
+  fixture *f = *state;
+  start(f, "1");
+  const char *code = f->pv->tencent ? "LimitExceeded.PhoneNumberDailyLimit"
+                                    : "isv.DAY_LIMIT_CONTROL";
+  char faults[256];
+  snprintf(faults, sizeof faults, "{\"13800000023\": \"%s\"}", code);
+  write_atomic(f->faults, faults);
+  send_letter(f, "13800000023", "张*明", "10");
+  run_idle_ok(f);
+  expect_msg(f, "13800000023", "failed", 0, code);
+  int64_t next = db_int(f,
+                        "SELECT next_at FROM yz_outbox WHERE recipient = "
+                        "'+8613800000023'");
+  int64_t now_s = (int64_t)time(NULL);
+  int64_t midnight = now_s - (now_s + 8 * 3600) % 86400 + 86400;
+  if (llabs(next / 1000 - (midnight + 60)) > 3)
+    fail_msg("next_at %lld s, expected %lld (a minute past midnight UTC+8)",
+             (long long)(next / 1000), (long long)(midnight + 60));
+  assert_int_equal(accepted(f, "13800000023"), 0);
 }
 
 static void a_refused_number_is_dead_and_its_batch_still_goes(void **state) {
@@ -750,6 +775,76 @@ static void a_lost_answer_is_looked_up_not_sent_again(void **state) {
   assert_true(requests(f, "QuerySendDetails", "13800000051") >= 1);
 }
 
+/* When the lookup itself fails (the provider cannot be reached), the
+** message is not sent again blind: it waits for a lookup that works. */
+static void a_failed_lookup_does_not_send_again(void **state) {
+  fixture *f = *state;
+  start(f, "1");
+  write_atomic(f->faults, "{\"13800000052\": [\"lost\"]}");
+  send_letter(f, "13800000052", "张*明", "10");
+  run_idle_ok(f);
+  assert_int_equal(accepted(f, "13800000052"), 1);
+  int sends = requests(f, "SendSms", "13800000052");
+  mock_stop(f); /* nothing answers now: the lookup cannot work */
+  wait_until_due(f);
+  run_idle_ok(f);
+  char *row = row_of(f, "13800000052");
+  if (strncmp(row, "failed ", 7) != 0 || !tu_contains(row, "cannot tell"))
+    fail_msg("after a failed lookup: '%s'", row);
+  free(row);
+  assert_int_equal(sends, 1);
+  assert_int_equal(db_int(f,
+                          "SELECT count(*) FROM yz_outbox WHERE state IN "
+                          "('sent', 'delivered')"),
+                   0);
+}
+
+/* One guardian with two children: the same text twice to one number goes
+** in two requests, and each message gets its own receipt. */
+static void one_number_twice_goes_in_two_requests(void **state) {
+  fixture *f = *state;
+  start(f, "1");
+  tu_run r = yz(f, "send", "--to", "13800000071", "--template", "letter",
+                "--params", "child=张*明,month=10", "--key", "twin:1");
+  tu_run_free(&r);
+  r = yz(f, "send", "--to", "13800000071", "--template", "letter", "--params",
+         "child=张*明,month=10", "--key", "twin:2");
+  tu_run_free(&r);
+  send_letter(f, "13800000072", "张*明", "10");
+  run_idle_ok(f);
+  assert_int_equal(db_int(f,
+                          "SELECT count(*) FROM yz_outbox WHERE state = "
+                          "'delivered'"),
+                   3);
+  assert_int_equal(db_int(f,
+                          "SELECT count(DISTINCT gateway_id || recipient) "
+                          "FROM yz_outbox"),
+                   3);
+  assert_int_equal(requests(f, "SendSms", "13800000071"), 2);
+  assert_int_equal(accepted(f, "13800000071"), 2);
+}
+
+/* Receipts asked for with a wrong secret: the channel is paused after one
+** request, and the run says so and exits 1. */
+static void a_wrong_secret_on_receipts_pauses_too(void **state) {
+  fixture *f = *state;
+  start(f, "1");
+  char rc[128];
+  snprintf(rc, sizeof rc, "{\"13800000091\": \"none\"}");
+  write_atomic(f->rcpts, rc);
+  send_letter(f, "13800000091", "张*明", "10");
+  run_idle_ok(f);
+  expect_msg(f, "13800000091", "sent", 1, NULL);
+  int before = requests(f, f->pv->receipts, NULL);
+  setenv(f->pv->secret_env, "wrong", 1);
+  tu_run r = run_idle(f, 1);
+  if (!tu_contains(r.err, "paused") || !tu_contains(r.err, "signature"))
+    fail_msg("no pause said:\n%s", r.err);
+  tu_run_free(&r);
+  assert_int_equal(requests(f, f->pv->receipts, NULL) - before, 1);
+  expect_msg(f, "13800000091", "sent", 1, NULL);
+}
+
 /* The same for a batch: its retry must not send the numbers again. */
 static void a_lost_batch_is_looked_up_not_sent_again(void **state) {
   fixture *f = *state;
@@ -808,7 +903,7 @@ static void an_empty_balance_waits_and_alerts(void **state) {
     fail_msg("no error line about the %s in:\n%s", f->pv->alert_word, r.err);
   assert_true(tu_contains(r.err, f->pv->balance));
   tu_run_free(&r);
-  expect_msg(f, "13800000081", "failed", 1, f->pv->balance);
+  expect_msg(f, "13800000081", "failed", 0, f->pv->balance);
   /* It waits long (topping up takes a person), not a second. */
   int64_t next = db_int(f,
                         "SELECT next_at FROM yz_outbox WHERE recipient = "
@@ -941,11 +1036,15 @@ int main(void) {
       BOTH(three_messages_alike_go_in_one_request_and_all_four_are_delivered),
       BOTH(a_failed_receipt_makes_the_message_dead),
       BOTH(flow_control_waits_limit_delay_then_delivers),
+      BOTH(a_daily_limit_waits_for_midnight_in_china),
       BOTH(a_refused_number_is_dead_and_its_batch_still_goes),
       BOTH(a_wrong_secret_pauses_the_channel_with_one_request),
       BOTH(a_skewed_clock_pauses_the_channel_naming_the_clock),
       BOTH(an_unknown_key_id_pauses_the_channel),
       BOTH(send_wait_is_a_quick_live_test),
+      BOTH(one_number_twice_goes_in_two_requests),
+      BOTH(a_wrong_secret_on_receipts_pauses_too),
+      ONE(ALIYUN, a_failed_lookup_does_not_send_again),
       ONE(ALIYUN, a_lost_answer_is_looked_up_not_sent_again),
       ONE(ALIYUN, a_lost_batch_is_looked_up_not_sent_again),
       BOTH(a_5xx_is_retried),
