@@ -31,7 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_mock NAME SCRIPT ARGS...: starts a mock, prints its port.
+# start_mock NAME SCRIPT ARGS...: starts a mock; its port is in $port
+# (not printed: a command substitution would lose the pid kept for cleanup).
 start_mock() {
   local name=$1 script=$2
   shift 2
@@ -41,12 +42,15 @@ start_mock() {
     >"$scratch/$name/out" 2>&1 &
   for _ in $(seq 100); do [ -s "$scratch/$name/port" ] && break; sleep 0.05; done
   pids+=("$(cat "$scratch/$name/pid")")
-  cat "$scratch/$name/port"
+  port=$(cat "$scratch/$name/port")
 }
 
-ali=$(start_mock aliyun mock_aliyun.py --template SMS_1=child,month)
-tc=$(start_mock tencent mock_tencent.py --template 1234567=2 --replay-check SendSms)
-gw=$(start_mock http mockgw.py)
+start_mock aliyun mock_aliyun.py --template SMS_1=child,month
+ali=$port
+start_mock tencent mock_tencent.py --template 1234567=2 --replay-check SendSms
+tc=$port
+start_mock http mockgw.py
+gw=$port
 
 # The requests a mock has answered, by action (JSON).
 actions() {
