@@ -206,6 +206,30 @@ function tencent.send(host, conf, msgs, context)
   return results
 end
 
+-- Whether a message in doubt already went: a receipt for this number
+-- since it was created whose SessionContext is its key (or its batch's id).
+-- true and the SerialNo, false, or nil and the outcome values when the
+-- records could not be read. Only messages the network has reported on
+-- are found: one accepted seconds ago may not be yet.
+function tencent.already_sent(host, conf, msg)
+  local ids = { [msg.key] = true }
+  if msg.template_code then ids[tencent.batch_id(host, msg)] = true end
+  local begin = math.max(msg.created, host.now() - 2 * 86400) - 60
+  for page = 0, 9 do
+    local resp, why, how = tencent.response(conf, host, host.http.request(
+      tencent.request(host, conf, "PullSmsSendStatusByPhoneNumber", {
+        BeginTime = begin, Offset = page * 100, Limit = 100,
+        PhoneNumber = msg.to, SmsSdkAppId = conf.sdk_app_id })))
+    if not resp then return nil, why, how end
+    local set = resp.PullSmsSendStatusSet or {}
+    for _, r in ipairs(set) do
+      if ids[r.SessionContext] then return true, r.SerialNo end
+    end
+    if #set < 100 then break end
+  end
+  return false
+end
+
 local function check(name, conf)
   for _, k in ipairs { "url", "secret_id", "secret_key", "sdk_app_id", "sign_name" } do
     if type(conf[k]) ~= "string" or conf[k] == "" then
@@ -232,6 +256,15 @@ local function setup(host)
       send = function(msg)
         if msg.template_error or not msg.template_code then
           return nil, "tencent: " .. (msg.template_error or "not a template message"), "permanent"
+        end
+        if msg.in_doubt or msg.attempt > 1 then
+          -- Not sent again when the provider reported it already.
+          local went, serial, how = tencent.already_sent(host, conf, msg)
+          if went then return true, serial end
+          if went == nil then
+            return nil, "tencent: cannot tell whether an earlier attempt went: " .. tostring(serial),
+              how == "pause" and "pause" or nil
+          end
         end
         local results, why, how = tencent.send(host, conf, { msg }, msg.key)
         if not results then return nil, why, how end

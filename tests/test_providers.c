@@ -48,6 +48,7 @@ typedef struct provider {
   const char *balance;    /* the code of an exhausted account */
   const char *alert_word; /* what the balance alert must mention */
   const char *receipts;   /* the action that polls receipts */
+  const char *lookup;     /* the action that looks a message in doubt up */
   int tencent;            /* 1 for Tencent */
 } provider;
 
@@ -60,6 +61,7 @@ static provider ALIYUN = {
     "isv.MOBILE_NUMBER_ILLEGAL",
     "isv.AMOUNT_NOT_ENOUGH",
     "balance",
+    "QuerySendDetails",
     "QuerySendDetails",
     0,
 };
@@ -74,6 +76,7 @@ static provider TENCENT = {
     "FailedOperation.InsufficientBalanceInSmsPackage",
     "package",
     "PullSmsSendStatus",
+    "PullSmsSendStatusByPhoneNumber",
     1,
 };
 
@@ -107,12 +110,22 @@ static int setup(void **state) {
   return 0;
 }
 
+/* Stops the mock by its pid: SIGTERM, and SIGKILL if it is still there
+** after 5 s (a Python server has been seen to miss a SIGTERM). */
 static void mock_stop(fixture *f) {
-  if (f->mock > 0) {
-    kill(f->mock, SIGTERM);
-    waitpid(f->mock, NULL, 0);
-    f->mock = 0;
+  if (f->mock <= 0) return;
+  kill(f->mock, SIGTERM);
+  for (int i = 0; i < 500; i++) {
+    if (waitpid(f->mock, NULL, WNOHANG) == f->mock) {
+      f->mock = 0;
+      return;
+    }
+    if (i == 100) kill(f->mock, SIGTERM); /* once more after a second */
+    tu_sleep_ms(10);
   }
+  kill(f->mock, SIGKILL);
+  waitpid(f->mock, NULL, 0);
+  f->mock = 0;
 }
 
 static int teardown(void **state) {
@@ -772,7 +785,7 @@ static void a_lost_answer_is_looked_up_not_sent_again(void **state) {
                    1);
   assert_int_equal(accepted(f, "13800000051"), 1);
   assert_int_equal(requests(f, "SendSms", "13800000051"), 1);
-  assert_true(requests(f, "QuerySendDetails", "13800000051") >= 1);
+  assert_true(requests(f, f->pv->lookup, "13800000051") >= 1);
 }
 
 /* When the lookup itself fails (the provider cannot be reached), the
@@ -1000,6 +1013,9 @@ static void a_daemon_killed_mid_request_delivers_once(void **state) {
   expect_msg(f, "13800000101", "sending", 1, NULL);
 
   write_atomic(f->faults, "{\"13800000101\": \"ok\"}");
+  /* The next second: the Tencent mock refuses a signature it has seen (a
+  ** replay), and the same body in the same second signs the same. */
+  tu_sleep_ms(1100);
   run_idle_ok(f);
   char *row = row_of(f, "13800000101");
   if (strncmp(row, "delivered ", 10) != 0)
@@ -1014,7 +1030,7 @@ static void a_daemon_killed_mid_request_delivers_once(void **state) {
   const cJSON *req;
   cJSON_ArrayForEach(req, all) {
     const char *action = str_of(req, "action");
-    if (!strcmp(action, "QuerySendDetails") && sends == 1) looked = 1;
+    if (!strcmp(action, f->pv->lookup) && sends == 1) looked = 1;
     if (!strcmp(action, "SendSms") && ++sends == 2) order_ok = looked;
   }
   cJSON_Delete(all);
@@ -1044,16 +1060,16 @@ int main(void) {
       BOTH(send_wait_is_a_quick_live_test),
       BOTH(one_number_twice_goes_in_two_requests),
       BOTH(a_wrong_secret_on_receipts_pauses_too),
-      ONE(ALIYUN, a_failed_lookup_does_not_send_again),
-      ONE(ALIYUN, a_lost_answer_is_looked_up_not_sent_again),
-      ONE(ALIYUN, a_lost_batch_is_looked_up_not_sent_again),
+      BOTH(a_failed_lookup_does_not_send_again),
+      BOTH(a_lost_answer_is_looked_up_not_sent_again),
+      BOTH(a_lost_batch_is_looked_up_not_sent_again),
       BOTH(a_5xx_is_retried),
       BOTH(an_empty_balance_waits_and_alerts),
       BOTH(config_a_template_missing_from_the_channel_is_named),
       BOTH(config_a_literal_secret_is_refused),
       BOTH(config_free_text_is_refused),
       BOTH(config_an_unknown_parameter_is_named),
-      ONE(ALIYUN, a_daemon_killed_mid_request_delivers_once),
+      BOTH(a_daemon_killed_mid_request_delivers_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,6 +85,13 @@ PullSmsSendStatus (fields Limit, SmsSdkAppId, both required):
    "ReportStatus":"SUCCESS"|"FAIL","Description":"用户短信接收成功"|<code>,
    "SessionContext"}],"RequestId"}}. Receipts are pending from the send on.
 
+PullSmsSendStatusByPhoneNumber (fields BeginTime, Offset, Limit,
+PhoneNumber, SmsSdkAppId required; EndTime optional; times Unix seconds):
+  the receipts of that number's messages sent from BeginTime (to EndTime),
+  oldest first, Offset/Limit paged, in the same shape as PullSmsSendStatus;
+  it does NOT remove them (the real API reads a record, not the queue).
+  Limit not 1..100, Offset < 0, a time not an integer: InvalidParameterValue.
+
 Faults file (--faults, JSON, re-read on each SendSms; missing = {}):
   {"13900000001": ["LimitExceeded.PhoneNumberDailyLimit", "ok"],
    "13900000002": "lost"}
@@ -184,6 +191,8 @@ FIELDS = {
     "SendSms": ("PhoneNumberSet", "SmsSdkAppId", "TemplateId", "SignName", "TemplateParamSet",
                 "ExtendCode", "SessionContext", "SenderId"),
     "PullSmsSendStatus": ("Limit", "SmsSdkAppId"),
+    "PullSmsSendStatusByPhoneNumber": ("BeginTime", "EndTime", "Offset", "Limit", "PhoneNumber",
+                                       "SmsSdkAppId"),
 }
 WHOLE = ("RequestLimitExceeded", "http500", "hang", "lost")
 PER_NUMBER_PREFIXES = ("LimitExceeded.", "FailedOperation.", "InvalidParameterValue.", "UnauthorizedOperation.")
@@ -449,6 +458,8 @@ class Provider:
         try:
             if action == "SendSms":
                 return self.send_sms(n, obj, now)
+            if action == "PullSmsSendStatusByPhoneNumber":
+                return self.pull_by_phone(obj)
             return self.pull(obj)
         except MockConfigError as e:
             print(f"mock_tencent: {e}", file=sys.stderr, flush=True)
@@ -598,6 +609,35 @@ class Provider:
             self.pulled += len(out)
         return self.ok({"PullSmsSendStatusSet": out}, extra={"pulled": [r["SerialNo"] for r in out]})
 
+    # ------------------------------------------- PullSmsSendStatusByPhoneNumber
+    def pull_by_phone(self, obj):
+        for name in ("BeginTime", "Offset", "Limit", "PhoneNumber"):
+            if obj.get(name) is None:
+                return self.error("MissingParameter", f"The request is missing a required parameter `{name}`.")
+        for name in ("BeginTime", "EndTime", "Offset", "Limit"):
+            v = obj.get(name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                return self.error("InvalidParameterValue", f"{name} must be an integer.")
+        if not 1 <= obj["Limit"] <= 100 or obj["Offset"] < 0:
+            return self.error("InvalidParameterValue", "Limit must be 1..100 and Offset 0 or more.")
+        num = national(obj["PhoneNumber"]) if isinstance(obj["PhoneNumber"], str) else None
+        if num is None:
+            return self.error("InvalidParameterValue.IncorrectPhoneNumber", "incorrect number format")
+        bad = self.check_app(obj)
+        if bad:
+            return bad
+        begin, end = obj["BeginTime"], obj.get("EndTime")
+        with self.lock:
+            found = [m for m in self.messages if m["phone"] == num and m["receipt"] is not None
+                     and m["t"] >= begin and (end is None or m["t"] <= end)]
+        out = [{"UserReceiveTime": bj_str(m["t"] + 1), "CountryCode": "86", "SubscriberNumber": num,
+                "PhoneNumber": "+86" + num, "SerialNo": m["serial"],
+                "ReportStatus": "SUCCESS" if m["receipt"] == "DELIVERED" else "FAIL",
+                "Description": "用户短信接收成功" if m["receipt"] == "DELIVERED" else m["receipt"],
+                "SessionContext": m["session"]}
+               for m in found[obj["Offset"]:obj["Offset"] + obj["Limit"]]]
+        return self.ok({"PullSmsSendStatusSet": out})
+
     # ------------------------------------------------------------ log + stats
     def record(self, rec, decision):
         with self.lock:
@@ -719,6 +759,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError):
             params = body.decode("utf-8", "replace")
         pset = params.get("PhoneNumberSet") if isinstance(params, dict) else None
+        if isinstance(params, dict) and isinstance(params.get("PhoneNumber"), str):
+            pset = [params["PhoneNumber"]]
         phones = [national(x) or x for x in pset if isinstance(x, str)] if isinstance(pset, list) else []
         rec = {"n": n, "t": time.time(), "method": self.command, "path": url.path,
                "action": headers.get("x-tc-action", ""), "params": params,
