@@ -1040,6 +1040,37 @@ class TestTencent(unittest.TestCase):
         self.assertErr(self.c.call("PullSmsSendStatus", {"Limit": 10, "SmsSdkAppId": app, "Offset": 0}),
                        "UnknownParameter")
 
+    def test_pull_by_phone_reads_without_taking(self):
+        num, other = "13900000260", "13900000261"
+        self.mock.set_receipts({num: "MOBILE_NOT_ON_SERVICE"})
+        begin = int(time.time()) - 5
+        self.statuses(self.send([num, other], SessionContext="ctx-by-phone"))
+        app = "1400000001"
+        body = {"BeginTime": begin, "Offset": 0, "Limit": 10, "PhoneNumber": "+86" + num,
+                "SmsSdkAppId": app}
+        for _ in range(2):  # it reads: the same answer twice
+            st, ans = self.c.call("PullSmsSendStatusByPhoneNumber", dict(body))
+            self.assertEqual(st, 200)
+            got = ans["Response"]["PullSmsSendStatusSet"]
+            self.assertEqual([(r["SubscriberNumber"], r["ReportStatus"], r["Description"], r["SessionContext"])
+                              for r in got], [(num, "FAIL", "MOBILE_NOT_ON_SERVICE", "ctx-by-phone")])
+        line = self.mock.log_lines()[-1]
+        self.assertEqual((line["action"], line["phones"]), ("PullSmsSendStatusByPhoneNumber", [num]))
+        # Before BeginTime, past EndTime, or beyond Offset: nothing.
+        for extra in ({"BeginTime": int(time.time()) + 60}, {"EndTime": begin - 1}, {"Offset": 1}):
+            st, ans = self.c.call("PullSmsSendStatusByPhoneNumber", dict(body, **extra))
+            self.assertEqual(ans["Response"]["PullSmsSendStatusSet"], [], extra)
+        self.assertErr(self.c.call("PullSmsSendStatusByPhoneNumber", {k: v for k, v in body.items()
+                                                                      if k != "BeginTime"}), "MissingParameter")
+        self.assertErr(self.c.call("PullSmsSendStatusByPhoneNumber", dict(body, Limit=0)),
+                       "InvalidParameterValue")
+        self.assertErr(self.c.call("PullSmsSendStatusByPhoneNumber", dict(body, PhoneNumber="12")),
+                       "InvalidParameterValue.IncorrectPhoneNumber")
+        self.assertErr(self.c.call("PullSmsSendStatusByPhoneNumber", body, secret_key="x"),
+                       "AuthFailure.SignatureFailure")
+        self.mock.set_receipts({})
+        self.drain()
+
     def test_stats_format(self):
         st = self.mock.stats()
         for k in ("total", "accepted", "accepted_total", "rejected", "outcomes", "actions", "receipts_pending",
