@@ -290,20 +290,35 @@ local function setup(host)
       end,
       receipts = function(awaiting)
         for _, m in ipairs(awaiting) do
-          local list, why, how = details(host, conf, aliyun.number(m.to),
-            aliyun.send_date(host, m.sent or m.created), m.gateway_id)
-          if not list then return nil, why, how end
-          for _, r in ipairs(list) do
-            -- By BizId when the answer gave one; else by OutId.
-            if r.PhoneNum == aliyun.number(m.to) and (m.gateway_id or is_of(host, m, r)) then
-              local status = tonumber(r.SendStatus)
-              if status == 3 then
-                host.receipt(m.key, true, r.ErrCode)
-              elseif status == 2 then
-                host.receipt(m.key, false, "aliyun: " .. tostring(r.ErrCode))
-              end
-              break
+          -- The day it was sent; a message found by a lookup (no BizId) may
+          -- have gone on an earlier day, from its creation on.
+          local days, seen = {}, {}
+          local from = m.gateway_id and (m.sent or m.created) or math.max(m.created, (m.sent or m.created) - 2 * 86400)
+          for t = from, (m.sent or m.created) + 86399, 86400 do
+            local d = aliyun.send_date(host, math.min(t, m.sent or m.created))
+            if not seen[d] then
+              seen[d] = true
+              days[#days + 1] = d
             end
+          end
+          for _, date in ipairs(days) do
+            local list, why, how = details(host, conf, aliyun.number(m.to), date, m.gateway_id)
+            if not list then return nil, why, how end
+            local found = false
+            for _, r in ipairs(list) do
+              -- By BizId when the answer gave one; else by OutId.
+              if r.PhoneNum == aliyun.number(m.to) and (m.gateway_id or is_of(host, m, r)) then
+                local status = tonumber(r.SendStatus)
+                if status == 3 then
+                  host.receipt(m.key, true, r.ErrCode)
+                elseif status == 2 then
+                  host.receipt(m.key, false, "aliyun: " .. tostring(r.ErrCode))
+                end
+                found = true
+                break
+              end
+            end
+            if found then break end
           end
         end
       end,
