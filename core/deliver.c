@@ -570,6 +570,28 @@ static void record(yz_host *h, yz_msg *m, const send_result *r) {
 
 /* A send or send_batch ended: its results tell each message's outcome.
 ** An error raised is a transient failure of them all. */
+/* Reads what a finished task's function returned (the values on its
+** coroutine) into r[0..n-1], under protection. */
+static void read_returned(lua_State *co, send_result *r, int n) {
+  int top = lua_gettop(co);
+  read_ctx x = {r, n};
+  lua_pushcfunction(co, read_results);
+  lua_pushlightuserdata(co, &x);
+  for (int i = 1; i <= 3; i++) {
+    if (i <= top)
+      lua_pushvalue(co, i);
+    else
+      lua_pushnil(co);
+  }
+  if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
+    lua_pop(co, 1);
+    memset(r, 0, sizeof *r * (size_t)n);
+    for (int i = 0; i < n; i++)
+      yz_fmt(r[i].why, sizeof r[i].why,
+             "the channel's answer could not be read");
+  }
+}
+
 static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
   send_job *j = t->ud;
   t->ud = NULL;
@@ -580,24 +602,7 @@ static void send_done(yz_host *h, yz_task *t, int ok, const char *err) {
   if (!ok) {
     for (int i = 0; i < j->n; i++) first_line(err, r[i].why, sizeof r[i].why);
   } else {
-    lua_State *co = t->co;
-    int n = lua_gettop(co);
-    read_ctx x = {r, j->n};
-    lua_pushcfunction(co, read_results);
-    lua_pushlightuserdata(co, &x);
-    for (int i = 1; i <= 3; i++) {
-      if (i <= n)
-        lua_pushvalue(co, i);
-      else
-        lua_pushnil(co);
-    }
-    if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
-      lua_pop(co, 1);
-      memset(r, 0, sizeof *r * (size_t)j->n);
-      for (int i = 0; i < j->n; i++)
-        yz_fmt(r[i].why, sizeof r[i].why,
-               "the channel's answer could not be read");
-    }
+    read_returned(t->co, r, j->n);
   }
   for (int i = 0; i < j->n; i++) record(h, j->m[i], &r[i]);
   free(r);
@@ -616,22 +621,9 @@ static void receipts_done(yz_host *h, yz_task *t, int ok, const char *err) {
   if (ok) {
     r.sent = 1;
     lua_State *co = t->co;
-    int n = lua_gettop(co);
-    if (n >= 1 && !lua_toboolean(co, 1)) {
-      read_ctx x = {&r, 1};
+    if (lua_gettop(co) >= 1 && !lua_toboolean(co, 1)) {
       r.sent = 0;
-      lua_pushcfunction(co, read_results);
-      lua_pushlightuserdata(co, &x);
-      for (int i = 1; i <= 3; i++) {
-        if (i <= n)
-          lua_pushvalue(co, i);
-        else
-          lua_pushnil(co);
-      }
-      if (lua_pcall(co, 4, 0, 0) != LUA_OK) {
-        lua_pop(co, 1);
-        memset(&r, 0, sizeof r);
-      }
+      read_returned(co, &r, 1);
       if (!r.why[0]) yz_fmt(r.why, sizeof r.why, "the provider said no");
     }
   } else {
