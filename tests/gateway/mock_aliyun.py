@@ -126,18 +126,12 @@ FILE.tmp + rename once listening) holds the port; SIGTERM or SIGINT stops
 the server cleanly (exit 0) and removes the pid and port files.
 """
 
-import argparse
 import base64
 import collections
 import hashlib
 import hmac
-import http.server
 import json
-import os
 import re
-import select
-import signal
-import socket
 import sys
 import threading
 import time
@@ -145,7 +139,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote, urlsplit
 
-MAX_BODY = 1 << 20
+# mockhttp, next to this file, is the HTTP server the mocks share; importing
+# it must leave no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+import mockhttp  # noqa: E402
+
 HOST_ID = "dysmsapi.aliyuncs.com"
 BEIJING = timezone(timedelta(hours=8))
 TIME_WINDOW_S = 900
@@ -199,31 +197,7 @@ def national(number):
     return m.group(1) if m else None
 
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def remove_if(path, content):
-    """Remove path if it still holds content (not another run's file)."""
-    if not path:
-        return
-    try:
-        with open(path) as f:
-            mine = f.read().strip() == content
-        if mine:
-            os.remove(path)
-    except OSError:
-        pass
-
-
 class MockConfigError(Exception):
-    pass
-
-
-class BadRequest(Exception):
     pass
 
 
@@ -542,79 +516,9 @@ class Provider:
 
 
 # ---------------------------------------------------------------- HTTP
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(mockhttp.Handler):
     server_version = "mock-aliyun/1"
-    sys_version = ""
-    disable_nagle_algorithm = True
-
-    def log_message(self, format, *args):
-        pass
-
-    def reply(self, status, body, ctype="application/json;charset=utf-8"):
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        reason = self.responses.get(status, ("",))[0]
-        head = [f"HTTP/1.1 {status} {reason}",
-                f"Server: {self.server_version}",
-                f"Content-Type: {ctype}",
-                f"Content-Length: {len(body)}"]
-        if self.close_connection:
-            head.append("Connection: close")
-        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        self.wfile.flush()
-
-    def reply_json(self, status, obj):
-        self.reply(status, json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
-
-    def hang(self):
-        """No answer for --hang-s seconds, or until the client hangs up."""
-        self.close_connection = True
-        deadline = time.monotonic() + self.server.hang_s
-        poller = select.poll()
-        poller.register(self.connection, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if not poller.poll(left * 1000):
-                continue
-            try:
-                peek = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            if not peek:
-                return  # the client gave up
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            return
-
-    def read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, size = [], 0
-            while True:
-                line = self.rfile.readline(65537)
-                try:
-                    n = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise BadRequest("bad chunk size")
-                if n == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                size += n
-                if size > MAX_BODY:
-                    raise BadRequest("body too large")
-                chunks.append(self.rfile.read(n))
-                self.rfile.readline(3)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest("bad content-length")
-        if length < 0 or length > MAX_BODY:
-            raise BadRequest("bad content-length")
-        return self.rfile.read(length) if length else b""
+    json_type = "application/json;charset=utf-8"
 
     def handle_api(self):
         url = urlsplit(self.path)
@@ -623,7 +527,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         params = dict(parse_qsl(url.query, keep_blank_values=True, errors="replace"))
         try:
             body = self.read_body()
-        except BadRequest as e:
+        except mockhttp.BadRequest as e:
             self.close_connection = True
             decision = prov.error(400, "InvalidParameter", f"bad request: {e}")
         else:
@@ -649,36 +553,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.reply_json(decision.status, decision.body)
 
-    def do_GET(self):
-        path = urlsplit(self.path).path
-        if path == "/health":
-            self.reply(200, "ok", ctype="text/plain")
-        elif path == "/stats":
-            self.reply_json(200, self.server.provider.stats())
-        else:
-            self.handle_api()
-
-    def do_POST(self):
-        self.handle_api()
-
-
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 1024
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return  # the client went away
-        super().handle_error(request, client_address)
+    def stats(self):
+        return self.server.provider.stats()
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Mock Aliyun SMS (dysmsapi) for tests (127.0.0.1 only).")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: the kernel picks)")
-    ap.add_argument("--port-file", help="write the port here (FILE.tmp + rename) once listening")
-    ap.add_argument("--pid-file", help="write the pid here (FILE.tmp + rename)")
+    ap = mockhttp.parser("Mock Aliyun SMS (dysmsapi) for tests (127.0.0.1 only).")
     ap.add_argument("--log", help="append one JSON line per request")
     ap.add_argument("--faults", help="JSON file: national number -> list of outcomes")
     ap.add_argument("--receipts", help="JSON file: national number -> DELIVERED | failure code | none")
@@ -694,34 +574,9 @@ def main(argv=None):
     except (ValueError, OSError) as e:
         ap.error(str(e))
 
-    Handler.timeout = args.idle_timeout if args.idle_timeout > 0 else None
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = mockhttp.listen(Handler, args.port, args.idle_timeout, args.hang_s)
     server.provider = provider
-    server.hang_s = args.hang_s
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.pid_file:
-        write_atomic(args.pid_file, f"{os.getpid()}\n")
-    if args.port_file:
-        write_atomic(args.port_file, f"{port}\n")
-    print(f"mock_aliyun: listening on 127.0.0.1:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        server.server_close()
-        with provider.lock:
-            if provider.log:
-                provider.log.close()
-                provider.log = None
-        remove_if(args.pid_file, str(os.getpid()))
-        remove_if(args.port_file, str(port))
-    return 0
+    return mockhttp.serve(server, "mock_aliyun", args.pid_file, args.port_file, provider)
 
 
 if __name__ == "__main__":

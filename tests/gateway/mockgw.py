@@ -60,21 +60,22 @@ the kernel picked; SIGTERM or SIGINT stops the server cleanly (exit 0) and
 removes the pid and port files.
 """
 
-import argparse
-import http.server
 import json
 import os
 import random
-import select
-import signal
 import socket
+import socketserver
 import struct
 import sys
 import threading
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-MAX_BODY = 1 << 20
+# mockhttp, next to this file, is the HTTP server the mocks share; importing
+# it must leave no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+import mockhttp  # noqa: E402
+
 SPECIAL = ("timeout", "slow", "reset", "garbage")
 ACCEPTED = ("ok", "slow")
 
@@ -109,30 +110,6 @@ def flatten(obj, prefix, out):
             out[name] = v
         else:
             out[name] = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
-
-
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def remove_if(path, content):
-    """Remove path if it still holds content (not another run's file)."""
-    if not path:
-        return
-    try:
-        with open(path) as f:
-            mine = f.read().strip() == content
-        if mine:
-            os.remove(path)
-    except OSError:
-        pass
-
-
-class BadRequest(Exception):
-    pass
 
 
 class State:
@@ -205,32 +182,10 @@ class State:
         return d
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(mockhttp.Handler):
     server_version = "mockgw/1"
-    sys_version = ""
-    disable_nagle_algorithm = True  # headers+body go in one write anyway
-
-    def log_message(self, format, *args):  # no per-request stderr noise
-        pass
 
     # ------------------------------------------------------------ answers
-    def reply(self, status, body, ctype="application/json", extra=()):
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        reason = self.responses.get(status, ("",))[0]
-        head = [f"HTTP/1.1 {status} {reason}",
-                f"Server: {self.server_version}",
-                f"Content-Type: {ctype}",
-                f"Content-Length: {len(body)}"]
-        head.extend(f"{k}: {v}" for k, v in extra)
-        if self.close_connection:
-            head.append("Connection: close")
-        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-
-    def reply_json(self, status, obj, extra=()):
-        self.reply(status, json.dumps(obj, separators=(",", ":")), extra=extra)
-
     def reset(self):
         """Close with RST: SO_LINGER 0, and no FIN first."""
         self.close_connection = True
@@ -240,56 +195,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def hang(self):
-        """No answer for --hang-s seconds, or until the client hangs up."""
-        self.close_connection = True
-        deadline = time.monotonic() + self.server.hang_s
-        poller = select.poll()
-        poller.register(self.connection, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if not poller.poll(left * 1000):
-                continue
-            try:
-                peek = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return
-            if not peek:
-                return  # the client gave up
-            time.sleep(max(0.0, deadline - time.monotonic()))  # pipelined bytes: just wait
-            return
-
     # ------------------------------------------------------------ request
-    def read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, size = [], 0
-            while True:
-                line = self.rfile.readline(65537)
-                try:
-                    n = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise BadRequest("bad chunk size")
-                if n == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                size += n
-                if size > MAX_BODY:
-                    raise BadRequest("body too large")
-                chunks.append(self.rfile.read(n))
-                self.rfile.readline(3)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadRequest("bad content-length")
-        if length < 0 or length > MAX_BODY:
-            raise BadRequest("bad content-length")
-        return self.rfile.read(length) if length else b""
-
     def parse_params(self, query, body):
         params = dict(parse_qsl(query, keep_blank_values=True, errors="replace"))
         if self.command != "POST" or not body:
@@ -300,15 +206,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 obj = json.loads(body)
             except ValueError:
-                raise BadRequest("bad json")
+                raise mockhttp.BadRequest("bad json")
             if not isinstance(obj, dict):
-                raise BadRequest("json body is not an object")
+                raise mockhttp.BadRequest("json body is not an object")
             flatten(obj, "", params)
         else:
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
-                raise BadRequest("body is not utf-8")
+                raise mockhttp.BadRequest("body is not utf-8")
             params.update(parse_qsl(text, keep_blank_values=True))
         return params
 
@@ -320,14 +226,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out[k] = v
         return out
 
-    def handle_send(self):
+    def handle_api(self):
         url = urlsplit(self.path)
         bad = None
         params = {}
         try:
             body = self.read_body()
             params = self.parse_params(url.query, body)
-        except BadRequest as e:
+        except mockhttp.BadRequest as e:
             bad = str(e)
             self.close_connection = True  # the body may not have been consumed
         state = self.server.state
@@ -365,31 +271,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.reply_json(status, {"code": status, "error": self.responses.get(status, ("error",))[0].lower()})
 
-    def do_GET(self):
-        path = urlsplit(self.path).path
-        if path == "/health":
-            self.reply(200, "ok", ctype="text/plain")
-        elif path == "/stats":
-            self.reply_json(200, self.server.state.stats())
-        else:
-            self.handle_send()
-
-    def do_POST(self):
-        self.handle_send()
+    def stats(self):
+        return self.server.state.stats()
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # never join hanging "timeout" threads on exit
-    request_queue_size = 1024
-    allow_reuse_address = True
+class Server(mockhttp.Server):
+    # Unlike the provider mocks, this one has always reported a client that
+    # went away with a traceback on stderr; it keeps doing so.
+    handle_error = socketserver.BaseServer.handle_error
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Mock SMS HTTP gateway for tests (127.0.0.1 only).")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: the kernel picks)")
-    ap.add_argument("--port-file", help="write the port here (FILE.tmp + rename) once listening")
-    ap.add_argument("--pid-file", help="write the pid here (FILE.tmp + rename)")
+    ap = mockhttp.parser("Mock SMS HTTP gateway for tests (127.0.0.1 only).")
     ap.add_argument("--log", help="append one JSON line per send request")
     ap.add_argument("--faults", default="", help='e.g. "500=0.1,429=0.05,timeout=0.02,slow=0.05,reset=0.05,garbage=0.05"')
     ap.add_argument("--seed", type=int, default=None, help="seed for random.Random")
@@ -408,37 +301,12 @@ def main(argv=None):
     except (ValueError, OSError) as e:
         ap.error(str(e))
 
-    Handler.timeout = args.idle_timeout if args.idle_timeout > 0 else None
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = mockhttp.listen(Handler, args.port, args.idle_timeout, args.hang_s, server_class=Server)
     server.state = state
     server.retry_after = args.retry_after
     server.slow_ms = args.slow_ms
     server.pad = args.pad
-    server.hang_s = args.hang_s
-    port = server.server_address[1]
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-
-    if args.pid_file:
-        write_atomic(args.pid_file, f"{os.getpid()}\n")
-    if args.port_file:
-        write_atomic(args.port_file, f"{port}\n")
-    print(f"mockgw: listening on 127.0.0.1:{port} (pid {os.getpid()})", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.5)
-    finally:
-        server.server_close()
-        if state.log:
-            with state.lock:
-                state.log.close()
-                state.log = None
-        remove_if(args.pid_file, str(os.getpid()))
-        remove_if(args.port_file, str(port))
-    return 0
+    return mockhttp.serve(server, "mockgw", args.pid_file, args.port_file, state)
 
 
 if __name__ == "__main__":
