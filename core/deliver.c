@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "buf.h"
 #include "lapi.h"
 #include "phone.h"
@@ -341,42 +343,20 @@ static void push_one(lua_State *L, yz_host *h, const yz_msg *m) {
       yz_json_decode(L, m->params, strlen(m->params), err, sizeof err) != 0)
     lua_newtable(L);
   int params = lua_gettop(L);
-  /* The provider's code and its parameter order, from the channel's map. */
+  /* The provider's code and its parameter order, from the channel's map
+  ** (misfit() has kept out what the map cannot carry). */
   const yz_chan_conf *cc = yz_config_channel(h->cfg, m->channel);
   const yz_tpl_map *tm = cc ? yz_config_tpl_map(cc, m->tpl) : NULL;
-  /* The config may have changed since the message was queued: what no
-  ** longer fits is said, for the channel to refuse, not sent half. */
-  const char *missing = NULL;
   if (tm) {
     lua_pushstring(L, tm->code);
     lua_setfield(L, -3, "template_code");
     lua_createtable(L, tm->nparams, 0);
     for (int i = 0; i < tm->nparams; i++) {
       lua_pushstring(L, tm->params[i]);
-      if (lua_rawget(L, params) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        lua_pushliteral(L, "");
-        if (!missing) missing = tm->params[i];
-      }
+      lua_rawget(L, params);
       lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -3, "param_list");
-  }
-  if (cc && cc->templates_only && (!tm || missing)) {
-    if (!tm)
-      lua_pushfstring(
-          L,
-          "template '%s' is no longer among the templates of channel "
-          "'%s' "
-          "(the config changed after the message was queued)",
-          m->tpl, m->channel);
-    else
-      lua_pushfstring(L,
-                      "the message has no parameter '%s', which channel "
-                      "'%s' now sends for template '%s' (the config changed "
-                      "after the message was queued)",
-                      missing, m->channel, m->tpl);
-    lua_setfield(L, -3, "template_error");
   }
   lua_setfield(L, -2, "params");
 }
@@ -746,6 +726,44 @@ static void hand_out(yz_host *h, yz_channel *c, yz_msg **msgs, int n,
   free(group);
 }
 
+/* Whether a claimed message no longer fits its channel, the config having
+** changed since it was queued: free text or an unmapped template on a
+** channel that sends only templates, or a parameter the map now sends and
+** the message lacks. Such a message would fail every attempt (or go with
+** a blank parameter), so it is refused here, with why, for every channel
+** alike. */
+static int misfit(yz_host *h, const yz_msg *m, char *why, size_t n) {
+  const yz_chan_conf *cc = yz_config_channel(h->cfg, m->channel);
+  if (!cc || !cc->templates_only) return 0;
+  if (!m->tpl) {
+    yz_fmt(why, n,
+           "channel '%s' now sends only templates, and this message is free "
+           "text (the config changed after it was queued)",
+           m->channel);
+    return 1;
+  }
+  const yz_tpl_map *tm = yz_config_tpl_map(cc, m->tpl);
+  if (!tm) {
+    yz_fmt(why, n,
+           "template '%s' is no longer among the templates of channel '%s' "
+           "(the config changed after the message was queued)",
+           m->tpl, m->channel);
+    return 1;
+  }
+  cJSON *p = cJSON_Parse(m->params ? m->params : "{}");
+  const char *missing = NULL;
+  for (int i = 0; i < tm->nparams && !missing; i++)
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, tm->params[i])))
+      missing = tm->params[i];
+  if (missing)
+    yz_fmt(why, n,
+           "the message has no parameter '%s', which channel '%s' now sends "
+           "for template '%s' (the config changed after it was queued)",
+           missing, m->channel, m->tpl);
+  cJSON_Delete(p);
+  return missing != NULL;
+}
+
 static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
   yz_channel *c = find_channel(h, r->name);
   int served = h->capture || (c && c->p->state == YZ_PS_OK);
@@ -774,7 +792,15 @@ static void dispatch_channel(yz_host *h, const yz_chan_rules *r) {
       yz_outbox_result(h->outbox, msgs[i], YZ_SEND_SENT, NULL, 0, "captured");
     }
   } else if (n > 0) {
-    hand_out(h, c, msgs, n, probe);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+      char why[512];
+      if (misfit(h, msgs[i], why, sizeof why))
+        yz_outbox_result(h->outbox, msgs[i], YZ_SEND_PERMANENT, why, 0, NULL);
+      else
+        msgs[k++] = msgs[i];
+    }
+    if (k) hand_out(h, c, msgs, k, probe);
   }
   free(msgs);
 }

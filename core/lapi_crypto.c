@@ -64,72 +64,39 @@ static void random_bytes(lua_State *L, unsigned char *buf, int n) {
 
 /* ---------------------------------------------------------- hashes, MACs */
 
-/* SHA-256 of argument 1 into md (EVP_MAX_MD_SIZE bytes); returns its
-** length. Raises if libcrypto fails (it allocates, so it can). */
-static unsigned sha256_arg(lua_State *L, unsigned char *md) {
-  size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+/* The digests: SHA-256 of argument 1, or an HMAC of arguments 1 (key) and
+** 2 (message); raw bytes or lower-case hex. One function serves them all,
+** told which by its upvalue (an index into this table). */
+static const struct digest {
+  const char *name;
+  int hmac, sha1, hex;
+} digests[] = {{"sha256", 0, 0, 0},      {"sha256_hex", 0, 0, 1},
+               {"hmac_sha1", 1, 1, 0},   {"hmac_sha1_hex", 1, 1, 1},
+               {"hmac_sha256", 1, 0, 0}, {"hmac_sha256_hex", 1, 0, 1}};
+
+static int c_digest(lua_State *L) {
+  const struct digest *d = &digests[lua_tointeger(L, lua_upvalueindex(1))];
+  const EVP_MD *type = d->sha1 ? EVP_sha1() : EVP_sha256();
+  unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
-  if (EVP_Digest(s, n, md, &len, EVP_sha256(), NULL) != 1)
-    luaL_error(L, "sha256: libcrypto failed");
-  return len;
-}
-
-static int c_sha256(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = sha256_arg(L, md);
-  lua_pushlstring(L, (const char *)md, len);
-  return 1;
-}
-
-static int c_sha256_hex(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = sha256_arg(L, md);
-  push_hex(L, md, len);
-  return 1;
-}
-
-/* HMAC of arguments 1 (key) and 2 (message) with 'type' into md
-** (EVP_MAX_MD_SIZE bytes); returns its length. Raises on a wrong argument
-** or if libcrypto fails. */
-static unsigned hmac_args(lua_State *L, const EVP_MD *type, const char *name,
-                          unsigned char *md) {
   size_t klen, n;
-  const char *key = luaL_checklstring(L, 1, &klen);
-  const char *msg = luaL_checklstring(L, 2, &n);
-  /* HMAC() takes the key length as an int. */
-  if (klen > INT_MAX) luaL_argerror(L, 1, "key too long");
-  unsigned len = 0;
-  if (!HMAC(type, key, (int)klen, (const unsigned char *)msg, n, md, &len))
-    luaL_error(L, "%s: libcrypto failed", name);
-  return len;
-}
-
-static int c_hmac_sha1(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = hmac_args(L, EVP_sha1(), "hmac_sha1", md);
-  lua_pushlstring(L, (const char *)md, len);
-  return 1;
-}
-
-static int c_hmac_sha1_hex(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = hmac_args(L, EVP_sha1(), "hmac_sha1_hex", md);
-  push_hex(L, md, len);
-  return 1;
-}
-
-static int c_hmac_sha256(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = hmac_args(L, EVP_sha256(), "hmac_sha256", md);
-  lua_pushlstring(L, (const char *)md, len);
-  return 1;
-}
-
-static int c_hmac_sha256_hex(lua_State *L) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = hmac_args(L, EVP_sha256(), "hmac_sha256_hex", md);
-  push_hex(L, md, len);
+  int ok;
+  if (d->hmac) {
+    const char *key = luaL_checklstring(L, 1, &klen);
+    const char *msg = luaL_checklstring(L, 2, &n);
+    /* HMAC() takes the key length as an int. */
+    if (klen > INT_MAX) luaL_argerror(L, 1, "key too long");
+    ok = HMAC(type, key, (int)klen, (const unsigned char *)msg, n, md, &len) !=
+         NULL;
+  } else {
+    const char *s = luaL_checklstring(L, 1, &n);
+    ok = EVP_Digest(s, n, md, &len, type, NULL) == 1;
+  }
+  if (!ok) return luaL_error(L, "%s: libcrypto failed", d->name);
+  if (d->hex)
+    push_hex(L, md, len);
+  else
+    lua_pushlstring(L, (const char *)md, len);
   return 1;
 }
 
@@ -267,13 +234,7 @@ static int c_nonce(lua_State *L) {
 /* ------------------------------------------------------------- the table */
 
 int luaopen_yz_crypto(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"sha256", c_sha256},
-                                   {"sha256_hex", c_sha256_hex},
-                                   {"hmac_sha1", c_hmac_sha1},
-                                   {"hmac_sha1_hex", c_hmac_sha1_hex},
-                                   {"hmac_sha256", c_hmac_sha256},
-                                   {"hmac_sha256_hex", c_hmac_sha256_hex},
-                                   {"hex", c_hex},
+  static const luaL_Reg funcs[] = {{"hex", c_hex},
                                    {"base64_encode", c_base64_encode},
                                    {"base64_decode", c_base64_decode},
                                    {"percent_encode", c_percent_encode},
@@ -281,5 +242,10 @@ int luaopen_yz_crypto(lua_State *L) {
                                    {"nonce", c_nonce},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
+  for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_pushcclosure(L, c_digest, 1);
+    lua_setfield(L, -2, digests[i].name);
+  }
   return 1;
 }

@@ -255,9 +255,6 @@ local function setup(host)
       batch_max = conf.batch or 100,
       receipts_every = conf.receipts_every or 60,
       send = function(msg)
-        if msg.template_error or not msg.template_code then
-          return nil, "aliyun: " .. (msg.template_error or "not a template message"), "permanent"
-        end
         if msg.in_doubt or msg.attempt > 1 then
           -- Not sent again unless the provider's records say it did not go.
           local went, why, how = aliyun.already_sent(host, conf, msg)
@@ -272,9 +269,6 @@ local function setup(host)
         return nil, doc, how
       end,
       send_batch = function(msgs)
-        if msgs[1].template_error then
-          return nil, "aliyun: " .. msgs[1].template_error, "permanent"
-        end
         local ok, doc, how = send_request(host, conf, msgs, aliyun.batch_id(host, msgs[1]))
         if ok == "ok" then return true, doc.BizId end
         if how == "permanent" then

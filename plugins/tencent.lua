@@ -254,9 +254,6 @@ local function setup(host)
       batch_max = conf.batch or 100,
       receipts_every = conf.receipts_every or 60,
       send = function(msg)
-        if msg.template_error or not msg.template_code then
-          return nil, "tencent: " .. (msg.template_error or "not a template message"), "permanent"
-        end
         if msg.in_doubt or msg.attempt > 1 then
           -- Not sent again when the provider reported it already.
           local went, serial, how = tencent.already_sent(host, conf, msg)
@@ -271,9 +268,6 @@ local function setup(host)
         return table.unpack(results[1], 1, 3)
       end,
       send_batch = function(msgs)
-        if msgs[1].template_error then
-          return nil, "tencent: " .. msgs[1].template_error, "permanent"
-        end
         local results, why, how = tencent.send(host, conf, msgs, tencent.batch_id(host, msgs[1]))
         if results or how ~= "permanent" then return results, why, how end
         -- The whole request refused (a foreign number among mainland ones,

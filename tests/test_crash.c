@@ -61,19 +61,8 @@ static long gateway_lines(fixture *f) {
   return f->lines;
 }
 
-static yz_store *open_db(fixture *f) {
-  char path[4300], err[512];
-  snprintf(path, sizeof path, "%s/yizhan.db", f->dir);
-  yz_store *s;
-  if (yz_store_open(&s, path, err, sizeof err) != YZ_OK) fail_msg("%s", err);
-  return s;
-}
-
 static int64_t db_int(fixture *f, const char *sql) {
-  yz_store *s = open_db(f);
-  int64_t v = tu_int(s, sql);
-  yz_store_close(s);
-  return v;
+  return tu_db_int(f->dir, sql);
 }
 
 static int64_t sent(fixture *f) {
@@ -218,7 +207,7 @@ static void killed_three_times_nothing_is_lost(void **state) {
   }
   /* The outbox's view: every message sent; the in-doubt ones. */
   int *doubt = calloc(N + 1, sizeof *doubt);
-  yz_store *s = open_db(f);
+  yz_store *s = tu_db_open(f->dir);
   yz_stmt *q;
   assert_int_equal(yz_store_prepare(s, NULL,
                                     "SELECT key, in_doubt, state FROM "

@@ -945,6 +945,49 @@ static void a_mapped_channel_gets_the_code_and_params_in_its_order(
                    2);
 }
 
+static char *calls(fixture *f, const char *kind);
+
+/* Queued messages that no longer fit the channel's map (the config changed
+** since): the core makes them dead with why, and no channel sees them. */
+static void messages_that_no_longer_fit_the_map_are_refused(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval(f,
+       "for i, k in ipairs({ 'x1', 'x2', 'x3', 'x4' }) do host.send{ to = "
+       "'1380013800' .. i, template = 'letter', params = { child = '小明', "
+       "note = '好' }, key = k } end",
+       YZ_OK);
+  /* As if the config had changed after they were queued. */
+  yz_store_exec(f->h->store, NULL,
+                "UPDATE yz_outbox SET params = '{\"child\":\"小明\"}' "
+                "WHERE key = 'x1'",
+                NULL, 0);
+  yz_store_exec(f->h->store, NULL,
+                "UPDATE yz_outbox SET template = 'gone' WHERE key = 'x2'", NULL,
+                0);
+  yz_store_exec(f->h->store, NULL,
+                "UPDATE yz_outbox SET template = NULL, params = NULL WHERE "
+                "key = 'x3'",
+                NULL, 0);
+  run_until(f, NOON_MS + SEC);
+  char *s = qs(f,
+               "SELECT group_concat(key || ' ' || state || ' ' || attempts || "
+               "' ' || coalesce(last_error, '-'), ' | ') FROM (SELECT * FROM "
+               "yz_outbox ORDER BY id)");
+  assert_string_equal(
+      s,
+      "x1 dead 1 the message has no parameter 'note', which channel 'ali' "
+      "now sends for template 'letter' (the config changed after it was "
+      "queued) | x2 dead 1 template 'gone' is no longer among the templates "
+      "of channel 'ali' (the config changed after the message was queued) | "
+      "x3 dead 1 channel 'ali' now sends only templates, and this message is "
+      "free text (the config changed after it was queued) | x4 sent 1 -");
+  free(s);
+  s = calls(f, "%");
+  assert_string_equal(s, "send x4");
+  free(s);
+}
+
 /* n letters to channel ali with keys prefix1..prefixn and one note. */
 static void send_letters(fixture *f, const char *prefix, int n,
                          const char *note) {
@@ -1540,6 +1583,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(
           a_mapped_channel_gets_the_code_and_params_in_its_order, setup,
           teardown),
+      cmocka_unit_test_setup_teardown(
+          messages_that_no_longer_fit_the_map_are_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(
           batches_share_a_template_and_params_up_to_batch_max, setup, teardown),
       cmocka_unit_test_setup_teardown(

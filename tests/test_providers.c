@@ -304,28 +304,14 @@ static void run_idle_ok(fixture *f) {
 
 /* ------------------------------------------------------------ the outbox */
 
-static yz_store *db_open(fixture *f) {
-  char path[4300], err[512];
-  snprintf(path, sizeof path, "%s/yizhan.db", f->dir);
-  yz_store *s;
-  if (yz_store_open(&s, path, err, sizeof err) != YZ_OK) fail_msg("%s", err);
-  return s;
-}
-
 /* An integer query on the data directory's database. */
 static int64_t db_int(fixture *f, const char *sql) {
-  yz_store *s = db_open(f);
-  int64_t v = tu_int(s, sql);
-  yz_store_close(s);
-  return v;
+  return tu_db_int(f->dir, sql);
 }
 
 /* A text query (malloc'd; "NULL" for a null). */
 static char *db_text(fixture *f, const char *sql) {
-  yz_store *s = db_open(f);
-  char *v = tu_query(s, sql);
-  yz_store_close(s);
-  return v;
+  return tu_db_text(f->dir, sql);
 }
 
 /* The state, attempts, in_doubt and last_error of the message to +86

@@ -133,6 +133,28 @@ int64_t tu_int(yz_store *s, const char *sql) {
   return v.i;
 }
 
+yz_store *tu_db_open(const char *dir) {
+  char path[4300], err[512];
+  snprintf(path, sizeof path, "%s/yizhan.db", dir);
+  yz_store *s;
+  if (yz_store_open(&s, path, err, sizeof err) != YZ_OK) fail_msg("%s", err);
+  return s;
+}
+
+char *tu_db_text(const char *dir, const char *sql) {
+  yz_store *s = tu_db_open(dir);
+  char *v = tu_query(s, sql);
+  yz_store_close(s);
+  return v;
+}
+
+int64_t tu_db_int(const char *dir, const char *sql) {
+  yz_store *s = tu_db_open(dir);
+  int64_t v = tu_int(s, sql);
+  yz_store_close(s);
+  return v;
+}
+
 const char *tu_eval(yz_plugin *p, const char *code, yz_buf *out, int want) {
   yz_buf_reset(out);
   int rc = yz_plugin_eval(p, code, out);

@@ -39,6 +39,11 @@ yz_host *tu_host(const char *dir);
 ** column must be one). Either fails the test if there is no row. */
 char *tu_query(yz_store *s, const char *sql);
 int64_t tu_int(yz_store *s, const char *sql);
+/* The same on data directory dir's database (yizhan.db), opened for the
+** query and closed after; tu_db_open fails the test if it cannot open. */
+yz_store *tu_db_open(const char *dir);
+char *tu_db_text(const char *dir, const char *sql);
+int64_t tu_db_int(const char *dir, const char *sql);
 
 /* Runs code in p through yz_plugin_eval into out (emptied first) and
 ** asserts the result is 'want' (YZ_OK or YZ_ERR), showing the output when
