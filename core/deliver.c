@@ -900,7 +900,12 @@ static void expire_sends(yz_host *h) {
 
 void yz_deliver_turn(yz_host *h) {
   if (yz_http_running(h->http)) yz_http_perform(h->http);
-  if (h->tasks) expire_sends(h);
+  /* Only sends and receipt polls have deadlines: no walk over every task
+  ** (jobs, handlers) when neither is out. */
+  int polling = 0;
+  for (int i = 0; i < h->nchannels && !polling; i++)
+    polling = h->channels[i].polling;
+  if (polling || yz_outbox_in_flight(h->outbox, NULL)) expire_sends(h);
   if (yz_bus_pending(h->bus)) yz_bus_dispatch(h->bus, deliver_event, h);
   if (h->deliver || h->capture) {
     /* Claims commit on their own: never inside a caller's transaction
