@@ -133,7 +133,6 @@ import hmac
 import json
 import re
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -188,41 +187,12 @@ def sign(secret, method, params):
 
 
 # ---------------------------------------------------------------- helpers
-MOBILE_RE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
-
-
-def national(number):
-    """'13900000001', '8613900000001', '+8613900000001' -> '13900000001'; else None."""
-    m = MOBILE_RE.fullmatch(number) if isinstance(number, str) else None
-    return m.group(1) if m else None
-
-
-class MockConfigError(Exception):
-    pass
-
-
-def load_map(path, what, list_values):
-    """A JSON object file keyed by number; missing file -> {}."""
-    if not path:
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise MockConfigError(f"{what} file {path}: {e}")
-    if not isinstance(obj, dict):
-        raise MockConfigError(f"{what} file {path}: not a JSON object")
-    out = {}
-    for k, v in obj.items():
-        if list_values and isinstance(v, str):
-            v = [v]
-        ok = (isinstance(v, list) and all(isinstance(x, str) for x in v)) if list_values else isinstance(v, str)
-        if not ok:
-            raise MockConfigError(f"{what} file {path}: bad value for {k!r}")
-        out[national(k) or k] = v
-    return out
+# shared with mock_tencent.py; here they accept 86 and +86 alike
+MOBILE_RE = mockhttp.KEY_RE
+national = mockhttp.national
+MockConfigError = mockhttp.MockConfigError
+load_map = mockhttp.load_map
+Decision = mockhttp.Decision
 
 
 def bj_time(t):
@@ -233,54 +203,23 @@ def request_id():
     return str(uuid.uuid4()).upper()
 
 
-class Decision:
-    """What to answer: status + body, or mode "hang"/"lost" (no answer)."""
-
-    def __init__(self, status, body, outcome, mode="answer", extra=None, accepted=()):
-        self.status = status
-        self.body = body
-        self.outcome = outcome
-        self.mode = mode
-        self.extra = extra or {}
-        self.accepted = list(accepted)
-
-
 # ---------------------------------------------------------------- provider
-class Provider:
+class Provider(mockhttp.Provider):
     """Verification, business rules, the sent messages and counters."""
 
     def __init__(self, args):
-        self.lock = threading.Lock()
+        super().__init__(args)
         self.key_id = args.access_key_id
         self.secret = args.access_key_secret
-        self.skew = args.clock_skew_s
-        self.faults_path = args.faults
-        self.receipts_path = args.receipts
         self.templates = {}
         for spec in args.template:
             code, sep, names = spec.partition("=")
             if not sep or not code:
                 raise ValueError(f"--template {spec!r} is not CODE=name,name")
             self.templates[code] = [x.strip() for x in names.split(",") if x.strip()]
-        self.seq = 0
         self.biz_base = int(time.time()) % 1000000
         self.nonces = collections.OrderedDict()  # nonce -> monotonic time seen
-        self.fault_pos = {}  # national -> (list as JSON, next index)
-        self.messages = []
-        self.total = 0
-        self.accepted = {}
-        self.rejected = {}
-        self.outcomes = {}
-        self.actions = {}
-        self.log = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
-
-    def next_n(self):
-        with self.lock:
-            self.seq += 1
-            return self.seq
-
-    def now(self):
-        return time.time() + self.skew
+        self.open_log(args.log)
 
     # ------------------------------------------------------------ answers
     @staticmethod
@@ -325,20 +264,7 @@ class Provider:
             return self.error(400, "SignatureDoesNotMatch",
                               "Specified signature is not matched with our calculation. "
                               "server string to sign is:" + sts)
-        nonce = params["SignatureNonce"]
-        with self.lock:
-            mono = time.monotonic()
-            while self.nonces:
-                first, seen = next(iter(self.nonces.items()))
-                if mono - seen <= NONCE_KEEP_S:
-                    break
-                self.nonces.popitem(last=False)
-            if nonce in self.nonces:
-                used = True
-            else:
-                used = False
-                self.nonces[nonce] = mono
-        if used:
+        if self.seen_before(self.nonces, params["SignatureNonce"], NONCE_KEEP_S):
             return self.error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         action = params["Action"]
         try:
@@ -352,20 +278,6 @@ class Provider:
                                   "Message": str(e), "HostId": HOST_ID}, "MockConfigError")
         return self.error(404, "InvalidAction.NotFound",
                           "Specified api is not found, please check your url and method.")
-
-    # ------------------------------------------------------------ faults
-    def draw(self, faults, number):
-        """Next outcome for number (under self.lock); None if not listed."""
-        lst = faults.get(number)
-        if lst is None:
-            return None
-        if not lst:
-            return "ok"
-        key = json.dumps(lst)
-        prev = self.fault_pos.get(number)
-        idx = prev[1] if prev and prev[0] == key else 0
-        self.fault_pos[number] = (key, idx + 1)
-        return lst[min(idx, len(lst) - 1)]
 
     # ------------------------------------------------------------ SendSms
     def send_sms(self, n, params, now):
@@ -434,11 +346,7 @@ class Provider:
             content = f"【{sign_name}】{code} " + json.dumps(values, ensure_ascii=False, sort_keys=True,
                                                             separators=(",", ":"))
             for num in nats:
-                r = receipts.get(num, "DELIVERED")
-                if r.lower() == "none":
-                    r = None
-                elif r.upper() == "DELIVERED":
-                    r = "DELIVERED"
+                r = mockhttp.receipt_for(receipts, num)
                 self.messages.append({"phone": num, "biz_id": biz_id, "t": now, "send_date": send_date,
                                       "day": bj_time(now).strftime("%Y%m%d"), "content": content,
                                       "out_id": params.get("OutId"), "template": code, "receipt": r})
@@ -492,31 +400,9 @@ class Provider:
         return Decision(200, {"Code": "OK", "Message": "OK", "TotalCount": len(found), "RequestId": request_id(),
                               "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}}, "ok")
 
-    # ------------------------------------------------------------ log + stats
-    def record(self, rec, decision):
-        with self.lock:
-            self.total += 1
-            out = decision.outcome
-            self.outcomes[out] = self.outcomes.get(out, 0) + 1
-            act = rec["action"]
-            self.actions[act] = self.actions.get(act, 0) + 1
-            if out not in ("ok", "lost"):
-                self.rejected[out] = self.rejected.get(out, 0) + 1
-            for num in decision.accepted:
-                self.accepted[num] = self.accepted.get(num, 0) + 1
-            if self.log is not None:
-                self.log.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
-                self.log.flush()
-
-    def stats(self):
-        with self.lock:
-            return {"total": self.total, "accepted": dict(self.accepted),
-                    "accepted_total": sum(self.accepted.values()), "rejected": dict(self.rejected),
-                    "outcomes": dict(self.outcomes), "actions": dict(self.actions)}
-
 
 # ---------------------------------------------------------------- HTTP
-class Handler(mockhttp.Handler):
+class Handler(mockhttp.ProviderHandler):
     server_version = "mock-aliyun/1"
     json_type = "application/json;charset=utf-8"
 
@@ -540,43 +426,19 @@ class Handler(mockhttp.Handler):
         if raw is None:
             raw = params.get("PhoneNumber", "")
         phones = [national(x) or x for x in raw.split(",")] if raw else []
-        rec = {"n": n, "t": time.time(), "method": self.command, "path": url.path,
-               "action": params.get("Action", ""),
-               "params": {k: v for k, v in params.items() if k != "Signature"},
-               "phones": phones, "outcome": decision.outcome, "status": decision.status}
-        rec.update(decision.extra)
-        prov.record(rec, decision)
-        if decision.mode == "hang":
-            self.hang()
-        elif decision.mode == "lost":
-            self.close_connection = True  # accepted, but the answer never comes
-        else:
-            self.reply_json(decision.status, decision.body)
-
-    def stats(self):
-        return self.server.provider.stats()
+        self.answer(n, url, {"action": params.get("Action", ""),
+                             "params": {k: v for k, v in params.items() if k != "Signature"}},
+                    phones, decision)
 
 
 def main(argv=None):
-    ap = mockhttp.parser("Mock Aliyun SMS (dysmsapi) for tests (127.0.0.1 only).")
-    ap.add_argument("--log", help="append one JSON line per request")
-    ap.add_argument("--faults", help="JSON file: national number -> list of outcomes")
-    ap.add_argument("--receipts", help="JSON file: national number -> DELIVERED | failure code | none")
-    ap.add_argument("--clock-skew-s", type=float, default=0, help="server clock = machine clock + S")
+    ap = mockhttp.provider_parser("Mock Aliyun SMS (dysmsapi) for tests (127.0.0.1 only).")
     ap.add_argument("--access-key-id", default="testId")
     ap.add_argument("--access-key-secret", default="testSecret")
     ap.add_argument("--template", action="append", default=[], help="CODE=name,name (repeatable)")
     ap.add_argument("--hang-s", type=float, default=30, help="how long the 'hang' fault holds (default 30)")
     ap.add_argument("--idle-timeout", type=float, default=60, help="close idle keep-alive connections after S")
-    args = ap.parse_args(argv)
-    try:
-        provider = Provider(args)
-    except (ValueError, OSError) as e:
-        ap.error(str(e))
-
-    server = mockhttp.listen(Handler, args.port, args.idle_timeout, args.hang_s)
-    server.provider = provider
-    return mockhttp.serve(server, "mock_aliyun", args.pid_file, args.port_file, provider)
+    return mockhttp.run_provider(ap, argv, Provider, Handler, "mock_aliyun")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,6 @@ import hmac
 import json
 import re
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -234,43 +233,16 @@ def tc3_signature(secret_key, timestamp, service, canonical):
 
 
 # ---------------------------------------------------------------- helpers
-MOBILE_RE = re.compile(r"(?:\+86)?(1[3-9][0-9]{9})")
-KEY_RE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
+MOBILE_RE = re.compile(r"(?:\+86)?(1[3-9][0-9]{9})")  # a number sent: no bare "86" prefix
+KEY_RE = mockhttp.KEY_RE  # a faults/receipts key: 86 and +86 prefixes accepted
+MockConfigError = mockhttp.MockConfigError
+load_map = mockhttp.load_map
+Decision = mockhttp.Decision
 
 
 def national(number):
     """'+8613900000001' or '13900000001' -> '13900000001'; else None."""
-    m = MOBILE_RE.fullmatch(number) if isinstance(number, str) else None
-    return m.group(1) if m else None
-
-
-class MockConfigError(Exception):
-    pass
-
-
-def load_map(path, what, list_values):
-    """A JSON object file keyed by number; missing file -> {}."""
-    if not path:
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise MockConfigError(f"{what} file {path}: {e}")
-    if not isinstance(obj, dict):
-        raise MockConfigError(f"{what} file {path}: not a JSON object")
-    out = {}
-    for k, v in obj.items():
-        if list_values and isinstance(v, str):
-            v = [v]
-        ok = (isinstance(v, list) and all(isinstance(x, str) for x in v)) if list_values else isinstance(v, str)
-        if not ok:
-            raise MockConfigError(f"{what} file {path}: bad value for {k!r}")
-        m = KEY_RE.fullmatch(k)
-        out[m.group(1) if m else k] = v
-    return out
+    return mockhttp.national(number, MOBILE_RE)
 
 
 def bj_str(t):
@@ -281,59 +253,27 @@ def is_str_list(v):
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-class Decision:
-    """What to answer: status + body, or mode "hang"/"lost" (no answer)."""
-
-    def __init__(self, status, body, outcome, mode="answer", extra=None, accepted=(), failed=()):
-        self.status = status
-        self.body = body
-        self.outcome = outcome
-        self.mode = mode
-        self.extra = extra or {}
-        self.accepted = list(accepted)
-        self.failed = list(failed)
-
-
 # ---------------------------------------------------------------- provider
-class Provider:
+class Provider(mockhttp.Provider):
     """Verification, business rules, sent messages, the receipt queue, counters."""
 
     def __init__(self, args):
-        self.lock = threading.Lock()
+        super().__init__(args)
         self.secret_id = args.secret_id
         self.secret_key = args.secret_key
         self.app_id = args.sdk_app_id
-        self.skew = args.clock_skew_s
         self.replay_check = args.replay_check
-        self.faults_path = args.faults
-        self.receipts_path = args.receipts
         self.templates = {}
         for spec in args.template:
             tid, sep, count = spec.partition("=")
             if not sep or not tid or not count.isdigit():
                 raise ValueError(f"--template {spec!r} is not ID=COUNT")
             self.templates[tid] = int(count)
-        self.seq = 0
         self.serial_base = int(time.time()) % 100000
         self.signatures = collections.OrderedDict()  # signature -> monotonic time seen
-        self.fault_pos = {}
-        self.messages = []
         self.pending = collections.deque()
         self.pulled = 0
-        self.total = 0
-        self.accepted = {}
-        self.rejected = {}
-        self.outcomes = {}
-        self.actions = {}
-        self.log = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
-
-    def next_n(self):
-        with self.lock:
-            self.seq += 1
-            return self.seq
-
-    def now(self):
-        return time.time() + self.skew
+        self.open_log(args.log)
 
     @staticmethod
     def error(code, message, status=200):
@@ -404,17 +344,7 @@ class Provider:
         if not good:
             return self.error("AuthFailure.SignatureFailure", fail)
         check = self.replay_check == "all" or self.replay_check == headers["x-tc-action"]
-        with self.lock:
-            mono = time.monotonic()
-            while self.signatures:
-                first, seen = next(iter(self.signatures.items()))
-                if mono - seen <= SIG_KEEP_S:
-                    break
-                self.signatures.popitem(last=False)
-            replay = check and signature in self.signatures
-            if check and not replay:
-                self.signatures[signature] = mono
-        if replay:
+        if self.seen_before(self.signatures, signature, SIG_KEEP_S, check):
             return self.error("AuthFailure.SignatureFailure",
                               fail + " (replayed request: this Signature was already used)")
         try:
@@ -448,19 +378,6 @@ class Provider:
         if app != self.app_id:
             return self.error("InvalidParameterValue.SdkAppIdNotExist", "SdkAppId not exist.")
         return None
-
-    def draw(self, faults, number):
-        """Next outcome for number (under self.lock); None if not listed."""
-        lst = faults.get(number)
-        if lst is None:
-            return None
-        if not lst:
-            return "ok"
-        key = json.dumps(lst)
-        prev = self.fault_pos.get(number)
-        idx = prev[1] if prev and prev[0] == key else 0
-        self.fault_pos[number] = (key, idx + 1)
-        return lst[min(idx, len(lst) - 1)]
 
     # ------------------------------------------------------------ SendSms
     def send_sms(self, n, obj, now):
@@ -536,11 +453,7 @@ class Provider:
                     code = "Ok" if code in ("ok", "lost") else code
                 if code == "Ok":
                     serial = f"{self.serial_base}:{n:08d}{i:03d}{uuid.uuid4().hex[:8]}"
-                    receipt = receipts.get(num, "DELIVERED")
-                    if receipt.lower() == "none":
-                        receipt = None
-                    elif receipt.upper() == "DELIVERED":
-                        receipt = "DELIVERED"
+                    receipt = mockhttp.receipt_for(receipts, num)
                     self.messages.append({"phone": num, "serial": serial, "t": now, "session": sc,
                                           "template": tid, "params": tps, "sign": sign, "receipt": receipt})
                     if receipt is not None:
@@ -612,34 +525,13 @@ class Provider:
                for m in found[obj["Offset"]:obj["Offset"] + obj["Limit"]]]
         return self.ok({"PullSmsSendStatusSet": out})
 
-    # ------------------------------------------------------------ log + stats
-    def record(self, rec, decision):
-        with self.lock:
-            self.total += 1
-            out = decision.outcome
-            self.outcomes[out] = self.outcomes.get(out, 0) + 1
-            act = rec["action"]
-            self.actions[act] = self.actions.get(act, 0) + 1
-            if out not in ("ok", "lost"):
-                self.rejected[out] = self.rejected.get(out, 0) + 1
-            for code in decision.failed:
-                self.rejected[code] = self.rejected.get(code, 0) + 1
-            for num in decision.accepted:
-                self.accepted[num] = self.accepted.get(num, 0) + 1
-            if self.log is not None:
-                self.log.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
-                self.log.flush()
-
-    def stats(self):
-        with self.lock:
-            return {"total": self.total, "accepted": dict(self.accepted),
-                    "accepted_total": sum(self.accepted.values()), "rejected": dict(self.rejected),
-                    "outcomes": dict(self.outcomes), "actions": dict(self.actions),
-                    "receipts_pending": len(self.pending), "receipts_pulled": self.pulled}
+    # ------------------------------------------------------------ stats
+    def more_stats(self):
+        return {"receipts_pending": len(self.pending), "receipts_pulled": self.pulled}
 
 
 # ---------------------------------------------------------------- HTTP
-class Handler(mockhttp.Handler):
+class Handler(mockhttp.ProviderHandler):
     server_version = "mock-tencent/1"
     length_over_max = "body too large"
 
@@ -666,30 +558,15 @@ class Handler(mockhttp.Handler):
         if isinstance(params, dict) and isinstance(params.get("PhoneNumber"), str):
             pset = [params["PhoneNumber"]]
         phones = [national(x) or x for x in pset if isinstance(x, str)] if isinstance(pset, list) else []
-        rec = {"n": n, "t": time.time(), "method": self.command, "path": url.path,
-               "action": headers.get("x-tc-action", ""), "params": params,
-               "headers": {k: v for k, v in headers.items()
-                           if k in ("host", "content-type", "authorization") or k.startswith("x-tc-")},
-               "phones": phones, "outcome": decision.outcome, "status": decision.status}
-        rec.update(decision.extra)
-        prov.record(rec, decision)
-        if decision.mode == "hang":
-            self.hang()
-        elif decision.mode == "lost":
-            self.close_connection = True  # accepted, but the answer never comes
-        else:
-            self.reply_json(decision.status, decision.body)
-
-    def stats(self):
-        return self.server.provider.stats()
+        self.answer(n, url, {"action": headers.get("x-tc-action", ""), "params": params,
+                             "headers": {k: v for k, v in headers.items()
+                                         if k in ("host", "content-type", "authorization")
+                                         or k.startswith("x-tc-")}},
+                    phones, decision)
 
 
 def main(argv=None):
-    ap = mockhttp.parser("Mock Tencent Cloud SMS (API 3.0) for tests (127.0.0.1 only).")
-    ap.add_argument("--log", help="append one JSON line per request")
-    ap.add_argument("--faults", help="JSON file: national number -> list of outcomes")
-    ap.add_argument("--receipts", help="JSON file: national number -> DELIVERED | failure code | none")
-    ap.add_argument("--clock-skew-s", type=float, default=0, help="server clock = machine clock + S")
+    ap = mockhttp.provider_parser("Mock Tencent Cloud SMS (API 3.0) for tests (127.0.0.1 only).")
     ap.add_argument("--secret-id", default="AKIDtest")
     ap.add_argument("--secret-key", default="testKey")
     ap.add_argument("--sdk-app-id", default="1400000001")
@@ -698,15 +575,7 @@ def main(argv=None):
     ap.add_argument("--replay-check", choices=("all", "SendSms", "off"), default="all",
                     help="which actions reject an already seen Signature (default all)")
     ap.add_argument("--idle-timeout", type=float, default=60, help="close idle keep-alive connections after S")
-    args = ap.parse_args(argv)
-    try:
-        provider = Provider(args)
-    except (ValueError, OSError) as e:
-        ap.error(str(e))
-
-    server = mockhttp.listen(Handler, args.port, args.idle_timeout, args.hang_s)
-    server.provider = provider
-    return mockhttp.serve(server, "mock_tencent", args.pid_file, args.port_file, provider)
+    return mockhttp.run_provider(ap, argv, Provider, Handler, "mock_tencent")
 
 
 if __name__ == "__main__":

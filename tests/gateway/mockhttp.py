@@ -14,19 +14,36 @@ start and stop is the same, and lives here. Python 3 standard library only.
                             the server they open
   serve                     serves until SIGTERM or SIGINT, then cleans up
 
+Provider helpers (what mock_aliyun.py and mock_tencent.py share):
+  KEY_RE, national          a mainland mobile number, national form
+  MockConfigError, load_map a faults or receipts file keyed by number
+  receipt_for               the receipt a receipts map gives a number
+  Decision                  what a provider answers to one request
+  Provider                  a provider base: lock, clock, request numbers,
+                            fault drawing, replay cache, counters, record()
+                            and stats()
+  ProviderHandler           a Handler whose answer() logs a request,
+                            counts it and answers it
+  provider_parser, run_provider
+                            the --log, --faults, --receipts, --clock-skew-s
+                            options; parse, build the provider, serve
+
 A mock's main() is: parse its options (parser() gives the first three),
-build its state, listen(), hand the server what its handler needs, serve().
+build its state, listen(), hand the server what its handler needs, serve()
+(run_provider() does all but the first for a provider mock).
 """
 
 import argparse
 import http.server
 import json
 import os
+import re
 import select
 import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -260,3 +277,209 @@ def serve(server, name, pid_file, port_file, state):
         remove_if(pid_file, str(pid))
         remove_if(port_file, str(port))
     return 0
+
+
+# ---------------------------------------------------------------- provider helpers
+KEY_RE = re.compile(r"(?:\+?86)?(1[3-9][0-9]{9})")
+
+
+def national(number, pattern=KEY_RE):
+    """'13900000001', '8613900000001', '+8613900000001' -> '13900000001'
+    (what pattern, whose group 1 is the national number, accepts); else None."""
+    m = pattern.fullmatch(number) if isinstance(number, str) else None
+    return m.group(1) if m else None
+
+
+class MockConfigError(Exception):
+    pass
+
+
+def load_map(path, what, list_values):
+    """A JSON object file keyed by number; missing file -> {}."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise MockConfigError(f"{what} file {path}: {e}")
+    if not isinstance(obj, dict):
+        raise MockConfigError(f"{what} file {path}: not a JSON object")
+    out = {}
+    for k, v in obj.items():
+        if list_values and isinstance(v, str):
+            v = [v]
+        ok = (isinstance(v, list) and all(isinstance(x, str) for x in v)) if list_values else isinstance(v, str)
+        if not ok:
+            raise MockConfigError(f"{what} file {path}: bad value for {k!r}")
+        out[national(k) or k] = v
+    return out
+
+
+def receipt_for(receipts, number):
+    """The receipt of a message to number: "DELIVERED" (the default), a
+    failure code, or None (the receipts map says "none": never a receipt)."""
+    r = receipts.get(number, "DELIVERED")
+    if r.lower() == "none":
+        return None
+    if r.upper() == "DELIVERED":
+        return "DELIVERED"
+    return r
+
+
+class Decision:
+    """What to answer: status + body, or mode "hang"/"lost" (no answer).
+    accepted: the numbers sent to; failed: the codes of numbers refused."""
+
+    def __init__(self, status, body, outcome, mode="answer", extra=None, accepted=(), failed=()):
+        self.status = status
+        self.body = body
+        self.outcome = outcome
+        self.mode = mode
+        self.extra = extra or {}
+        self.accepted = list(accepted)
+        self.failed = list(failed)
+
+
+class Provider:
+    """What a mock provider builds on: its lock, clock (--clock-skew-s),
+    faults and receipts paths, request numbers, fault drawing, replay
+    cache, sent messages, counters and request log (--log). A subclass adds
+    verification and actions, and may add to stats() by more_stats()."""
+
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.skew = args.clock_skew_s
+        self.faults_path = args.faults
+        self.receipts_path = args.receipts
+        self.seq = 0
+        self.fault_pos = {}  # national -> (list as JSON, next index)
+        self.messages = []
+        self.total = 0
+        self.accepted = {}
+        self.rejected = {}
+        self.outcomes = {}
+        self.actions = {}
+        self.log = None
+
+    def open_log(self, path):
+        self.log = open(path, "a", buffering=1, encoding="utf-8") if path else None
+
+    def next_n(self):
+        with self.lock:
+            self.seq += 1
+            return self.seq
+
+    def now(self):
+        return time.time() + self.skew
+
+    def draw(self, faults, number):
+        """Next outcome for number (under self.lock); None if not listed."""
+        lst = faults.get(number)
+        if lst is None:
+            return None
+        if not lst:
+            return "ok"
+        key = json.dumps(lst)
+        prev = self.fault_pos.get(number)
+        idx = prev[1] if prev and prev[0] == key else 0
+        self.fault_pos[number] = (key, idx + 1)
+        return lst[min(idx, len(lst) - 1)]
+
+    def seen_before(self, cache, key, keep_s, check=True):
+        """Whether key (a nonce, a signature) is in cache, an OrderedDict of
+        key -> monotonic time seen kept for keep_s s; remembers it if not.
+        With check false it only forgets the old keys, and answers False."""
+        with self.lock:
+            mono = time.monotonic()
+            while cache:
+                first, seen = next(iter(cache.items()))
+                if mono - seen <= keep_s:
+                    break
+                cache.popitem(last=False)
+            if not check:
+                return False
+            if key in cache:
+                return True
+            cache[key] = mono
+            return False
+
+    def record(self, rec, decision):
+        with self.lock:
+            self.total += 1
+            out = decision.outcome
+            self.outcomes[out] = self.outcomes.get(out, 0) + 1
+            act = rec["action"]
+            self.actions[act] = self.actions.get(act, 0) + 1
+            if out not in ("ok", "lost"):
+                self.rejected[out] = self.rejected.get(out, 0) + 1
+            for code in decision.failed:
+                self.rejected[code] = self.rejected.get(code, 0) + 1
+            for num in decision.accepted:
+                self.accepted[num] = self.accepted.get(num, 0) + 1
+            if self.log is not None:
+                self.log.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
+                self.log.flush()
+
+    def more_stats(self):
+        """More stats fields (called under self.lock)."""
+        return {}
+
+    def stats(self):
+        with self.lock:
+            out = {"total": self.total, "accepted": dict(self.accepted),
+                   "accepted_total": sum(self.accepted.values()), "rejected": dict(self.rejected),
+                   "outcomes": dict(self.outcomes), "actions": dict(self.actions)}
+            out.update(self.more_stats())
+            return out
+
+
+class ProviderHandler(Handler):
+    """A Handler for a server whose provider is a Provider."""
+
+    def answer(self, n, url, fields, phones, decision):
+        """Logs the request (n, t, method, path, then fields, phones, outcome,
+        status and the decision's extra), counts it, then answers it as
+        decided: hangs, closes without an answer (lost) or replies."""
+        rec = {"n": n, "t": time.time(), "method": self.command, "path": url.path}
+        rec.update(fields)
+        rec.update(phones=phones, outcome=decision.outcome, status=decision.status)
+        rec.update(decision.extra)
+        self.server.provider.record(rec, decision)
+        if decision.mode == "hang":
+            self.hang()
+        elif decision.mode == "lost":
+            self.close_connection = True  # accepted, but the answer never comes
+        else:
+            self.reply_json(decision.status, decision.body)
+
+    def stats(self):
+        return self.server.provider.stats()
+
+
+def provider_parser(description):
+    """parser() and the options every provider mock has: --log, --faults,
+    --receipts, --clock-skew-s."""
+    ap = parser(description)
+    ap.add_argument("--log", help="append one JSON line per request")
+    ap.add_argument("--faults", help="JSON file: national number -> list of outcomes")
+    ap.add_argument("--receipts", help="JSON file: national number -> DELIVERED | failure code | none")
+    ap.add_argument("--clock-skew-s", type=float, default=0, help="server clock = machine clock + S")
+    return ap
+
+
+def run_provider(ap, argv, provider_class, handler, name):
+    """Parses argv with ap (which must have --hang-s and --idle-timeout too),
+    builds provider_class(args) (a ValueError or OSError is a usage error,
+    exit 2), listens with handler and serves as name until a signal."""
+    args = ap.parse_args(argv)
+    try:
+        provider = provider_class(args)
+    except (ValueError, OSError) as e:
+        ap.error(str(e))
+
+    server = listen(handler, args.port, args.idle_timeout, args.hang_s)
+    server.provider = provider
+    return serve(server, name, args.pid_file, args.port_file, provider)
