@@ -1693,6 +1693,8 @@ static int cmd_spec(const char *dir, int argc, char **argv) {
 
 /* ------------------------------------------------------------------ help */
 
+static int cmd_commands(const char *dir, int argc, char **argv);
+
 static const cmd commands[] = {
     {"init", cmd_init, "init DIR",
      "Creates DIR/yizhan.conf.lua (every option, commented, with its "
@@ -1761,7 +1763,74 @@ static const cmd commands[] = {
      "L), @daily and the like, 'every 15m', 'at 2026-12-01 09:00', and\n"
      "calendar dates: 'on term.start 08:00', '3 days before term.end 09:00',\n"
      "'on spring_festival -7 days 09:00'."},
+    {"commands", cmd_commands, "commands",
+     "Lists the commands the enabled plugins add (yizhan registry import,\n"
+     "yizhan report, ...), with their usage and the plugin of each."},
     {NULL, NULL, NULL, NULL}};
+
+/* yizhan commands: what the enabled plugins add. */
+static int cmd_commands(const char *dir, int argc, char **argv) {
+  (void)argv;
+  if (argc != 1) return usage_error("commands takes no arguments");
+  yz_host *h = open_host(dir);
+  if (!h) return EXIT_FAIL;
+  yz_host_start(h);
+  yz_cmd_list(h, NULL, stdout);
+  yz_host_close(h);
+  return EXIT_OK;
+}
+
+/* A command some plugin adds ('yizhan registry import kids.csv'). */
+static int plugin_command(const char *dir, int argc, char **argv) {
+  yz_host *h = NULL;
+  char err[YZ_ERRMSG_MAX];
+  if (yz_host_open(dir, &h, err, sizeof err) != YZ_OK) {
+    fprintf(stderr,
+            "yizhan: unknown command '%s' (and no data directory to look "
+            "for plugins' commands in: %s)\n",
+            argv[0], err);
+    return EXIT_USAGE;
+  }
+  yz_host_start(h);
+  int words;
+  yz_plugin *p = yz_cmd_find(h, argc, argv, &words);
+  int rc;
+  if (!p) {
+    yz_plugin *named = yz_plugin_find(h, argv[0]);
+    if (named && !named->enabled)
+      fprintf(stderr,
+              "yizhan: '%s' is a command of plugin '%s', which is not "
+              "enabled (add it to 'plugins' in yizhan.conf.lua, or run "
+              "'yizhan plugin enable %s')\n",
+              argv[0], argv[0], argv[0]);
+    else if (named && named->state != YZ_PS_OK)
+      fprintf(stderr, "yizhan: plugin '%s' is not running (%s)%s%s\n", argv[0],
+              yz_plugin_state_name(named->state), named->error ? ": " : "",
+              named->error ? named->error : "");
+    else {
+      fprintf(stderr, "yizhan: unknown command '%s%s%s'\n", argv[0],
+              argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+      if (named) {
+        fprintf(stderr, "the commands of plugin '%s':\n", argv[0]);
+        yz_cmd_list(h, argv[0], stderr);
+      } else {
+        fputs(
+            "see 'yizhan --help', and 'yizhan commands' for the commands "
+            "plugins add\n",
+            stderr);
+      }
+    }
+    rc = named && (!named->enabled || named->state != YZ_PS_OK) ? EXIT_FAIL
+                                                                : EXIT_USAGE;
+  } else if (wants_help(argc - words + 1, argv + words - 1)) {
+    yz_cmd_list(h, argv[0], stdout);
+    rc = EXIT_OK;
+  } else {
+    rc = yz_cmd_run(h, p, words, argc, argv, NULL, stdin, stdout, stderr);
+  }
+  yz_host_close(h);
+  return rc;
+}
 
 static void print_help(FILE *f) {
   fputs("yizhan " YZ_VERSION
@@ -1773,7 +1842,10 @@ static void print_help(FILE *f) {
         "  --version   the version\n\ncommands:\n",
         f);
   for (const cmd *c = commands; c->name; c++) fprintf(f, "  %s\n", c->usage);
-  fputs("\nExit status: 0 success, 1 failure, 2 usage error.\n", f);
+  fputs(
+      "\nPlugins add commands of their own: 'yizhan commands' lists "
+      "them.\nExit status: 0 success, 1 failure, 2 usage error.\n",
+      f);
 }
 
 int yz_cli_main(int argc, char **argv) {
@@ -1827,5 +1899,12 @@ int yz_cli_main(int argc, char **argv) {
     }
     return c->run(dir, argc - i, argv + i);
   }
-  return usage_error("unknown command '%s'", name);
+  return plugin_command(dir, argc - i, argv + i);
+}
+
+int yz_cli_is_builtin(const char *word) {
+  if (strcmp(word, "help") == 0) return 1;
+  for (const cmd *c = commands; c->name; c++)
+    if (strcmp(c->name, word) == 0) return 1;
+  return 0;
 }

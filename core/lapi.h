@@ -21,11 +21,16 @@ void yz_lapi_push_host(lua_State *L, struct yz_plugin *p);
 /* Area tables, each pushed as a new table of functions. */
 int luaopen_yz_db(lua_State *L);
 int luaopen_yz_kv(lua_State *L);
+/* Sets exec and one in the table on top: host.db's, run as the host with no
+** table rules (the test API's fixtures: t.exec, t.one). */
+void yz_lapi_db_as_host(lua_State *L);
 int luaopen_yz_json(lua_State *L);
 /* host.crypto: SHA-256, HMAC-SHA1/SHA256, hex, base64, percent-encoding,
 ** uuid and nonce, for signing requests to SMS providers (OpenSSL). */
 int luaopen_yz_crypto(lua_State *L);
 int luaopen_yz_log(lua_State *L);
+/* host.text: mask_name, date, render, width (lapi_text.c). */
+int luaopen_yz_text(lua_State *L);
 /* host.calendar: term, is_school_day, next_school_day, holiday. */
 int luaopen_yz_calendar(lua_State *L);
 /* Sets cron, every, at, after, cancel and sleep in the table on top. */
@@ -34,6 +39,19 @@ void yz_lapi_open_sched(lua_State *L);
 /* Sets the messaging functions (emit, on, send, channel, receipt, append,
 ** http, phone, sms, channels) in the host table on top (lapi_msg.c). */
 void yz_lapi_open_msg(lua_State *L, struct yz_plugin *p);
+/* Sets host.command in the table on top (lapi_cmd.c). */
+void yz_lapi_open_cmd(lua_State *L);
+/* The plugin whose command is the longest match of argv's leading words
+** (*words of them), or NULL. */
+struct yz_plugin *yz_cmd_find(struct yz_host *h, int argc, char **argv,
+                              int *words);
+/* Lists the plugins' commands (those starting with prefix, or all). */
+void yz_cmd_list(struct yz_host *h, const char *prefix, FILE *out);
+/* Runs p's command named by argv's first 'words' words with the rest as its
+** arguments; relative file paths are taken from 'base' (NULL: the working
+** directory). Returns the exit status; events it emitted are handled. */
+int yz_cmd_run(struct yz_host *h, struct yz_plugin *p, int words, int argc,
+               char **argv, const char *base, FILE *in, FILE *out, FILE *err);
 /* Cancels the HTTP request task t waits for, if any. */
 struct yz_task;
 void yz_lapi_http_cancel(struct yz_host *h, struct yz_task *t);

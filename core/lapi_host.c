@@ -79,6 +79,58 @@ static int h_audit(lua_State *L) {
   return 0;
 }
 
+/* host.outbox.stats([{since=, until=}]): messages created in the window
+** (seconds since the epoch) by state, and the SMS parts of those sent or
+** delivered. Counts only: no recipient or text leaves the core. */
+static int h_outbox_stats(lua_State *L) {
+  lua_Integer since = 0, until = (lua_Integer)1 << 50;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "since") != LUA_TNIL)
+      since = luaL_checkinteger(L, -1);
+    if (lua_getfield(L, 1, "until") != LUA_TNIL)
+      until = luaL_checkinteger(L, -1);
+    lua_pop(L, 2);
+  }
+  yz_store *s = plugin_of(L)->host->store;
+  yz_stmt *st;
+  if (yz_store_prepare(s, NULL,
+                       "SELECT state, count(*), sum(CASE WHEN state IN "
+                       "('sent', 'delivered') THEN parts ELSE 0 END) FROM "
+                       "yz_outbox WHERE created_at >= ?1 AND created_at < ?2 "
+                       "GROUP BY state",
+                       &st) != YZ_OK)
+    return luaL_error(L, "host.outbox.stats: %s", yz_store_errmsg(s));
+  yz_value v[2] = {{.type = YZ_INT, .i = since * 1000},
+                   {.type = YZ_INT, .i = until * 1000}};
+  yz_stmt_bind(st, 1, &v[0]);
+  yz_stmt_bind(st, 2, &v[1]);
+  lua_createtable(L, 0, 8);
+  static const char *const states[] = {"queued", "sending", "sent", "delivered",
+                                       "failed", "dead",    NULL};
+  for (int i = 0; states[i]; i++) {
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, states[i]);
+  }
+  lua_Integer parts = 0;
+  int rc;
+  while ((rc = yz_stmt_step(st)) == YZ_ROW) {
+    yz_value state, n, p;
+    yz_stmt_column(st, 0, &state);
+    yz_stmt_column(st, 1, &n);
+    yz_stmt_column(st, 2, &p);
+    lua_pushinteger(L, n.i);
+    lua_setfield(L, -2, state.s);
+    parts += p.type == YZ_INT ? p.i : 0;
+  }
+  yz_stmt_release(st);
+  if (rc != YZ_DONE)
+    return luaL_error(L, "host.outbox.stats: %s", yz_store_errmsg(s));
+  lua_pushinteger(L, parts);
+  lua_setfield(L, -2, "parts");
+  return 1;
+}
+
 /* ------------------------------------------------------------------- log */
 
 #define LOG_MAX_FIELDS 32
@@ -168,6 +220,13 @@ void yz_lapi_push_host(lua_State *L, yz_plugin *p) {
   lua_setfield(L, -2, "json");
   luaopen_yz_crypto(L);
   lua_setfield(L, -2, "crypto");
+  luaopen_yz_text(L);
+  lua_setfield(L, -2, "text");
+  yz_lapi_open_cmd(L);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, h_outbox_stats);
+  lua_setfield(L, -2, "stats");
+  lua_setfield(L, -2, "outbox");
   yz_lapi_open_msg(L, p);
   lua_pushvalue(L, options);
   lua_setfield(L, -2, "options");

@@ -309,6 +309,68 @@ static void capture_event(yz_host *h, const char *topic, const char *json,
 
 /* t.events() -> { {topic=, from=, data=} }: the events plugins emitted in
 ** this test, in order. */
+/* t.command(name, args [, {input = "yes\n"}]) -> status, stdout, stderr:
+** runs a plugin's command as the CLI would; files are relative to the data
+** directory. */
+static int t_command(lua_State *L) {
+  test_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
+  const char *name = luaL_checkstring(L, 1);
+  int nargs = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nargs = (int)lua_rawlen(L, 2);
+  }
+  const char *input = NULL;
+  size_t ninput = 0;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "input");
+    input = lua_tolstring(L, -1, &ninput); /* stays on the stack */
+  }
+  /* argv: the name's words, then the arguments, all kept on the stack. */
+  char **argv = lua_newuserdatauv(L, sizeof *argv * 64, 0);
+  int argc = 0;
+  char *words = lua_newuserdatauv(L, strlen(name) + 1, 0);
+  strcpy(words, name);
+  for (char *w = strtok(words, " "); w && argc < 32; w = strtok(NULL, " "))
+    argv[argc++] = w;
+  int nwords = argc;
+  for (int i = 1; i <= nargs && argc < 63; i++) {
+    lua_rawgeti(L, 2, i);
+    if (!lua_isstring(L, -1))
+      return luaL_error(L, "t.command: argument %d is not a string", i);
+    argv[argc++] = (char *)lua_tostring(L, -1); /* kept on the stack */
+  }
+  argv[argc] = NULL;
+  int words_found;
+  yz_plugin *p = yz_cmd_find(c->h, argc, argv, &words_found);
+  if (!p || words_found != nwords)
+    return luaL_error(L, "t.command: no started plugin has a command '%s'",
+                      name);
+  char *out = NULL, *err = NULL;
+  size_t nout = 0, nerr = 0;
+  FILE *fo = open_memstream(&out, &nout), *fe = open_memstream(&err, &nerr);
+  FILE *fi = input && ninput ? fmemopen((void *)input, ninput, "r") : NULL;
+  int status = -1;
+  if (fo && fe && (fi || !input || !ninput))
+    status = yz_cmd_run(c->h, p, nwords, argc, argv, c->h->datadir, fi, fo, fe);
+  if (fi) fclose(fi);
+  if (fo) fclose(fo);
+  if (fe) fclose(fe);
+  if (status < 0) {
+    free(out);
+    free(err);
+    return luaL_error(L, "t.command: cannot capture the output");
+  }
+  lua_pushinteger(L, status);
+  int rc1 = yz_lapi_push_free(L, out, nout);
+  if (rc1 != LUA_OK) {
+    free(err);
+    return lua_error(L);
+  }
+  if (yz_lapi_push_free(L, err, nerr) != LUA_OK) return lua_error(L);
+  return 3;
+}
+
 static int t_events(lua_State *L) {
   test_ctx *c = ctx_of(L);
   lua_createtable(L, c->nevents, 0);
@@ -372,20 +434,15 @@ static int t_sent(lua_State *L) {
 
 /* Pushes the 't' table, its functions bound to ctx. */
 static void push_t(lua_State *L, test_ctx *c) {
-  static const luaL_Reg funcs[] = {{"eq", t_eq},
-                                   {"ok", t_ok},
-                                   {"contains", t_contains},
-                                   {"error", t_error},
-                                   {"advance", t_advance},
-                                   {"now", t_now},
-                                   {"logs", t_logs},
-                                   {"jobs", t_jobs},
-                                   {"sent", t_sent},
-                                   {"events", t_events},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"eq", t_eq},         {"ok", t_ok},           {"contains", t_contains},
+      {"error", t_error},   {"advance", t_advance}, {"now", t_now},
+      {"logs", t_logs},     {"jobs", t_jobs},       {"sent", t_sent},
+      {"events", t_events}, {"command", t_command}, {NULL, NULL}};
   lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, c);
   luaL_setfuncs(L, funcs, 1);
+  yz_lapi_db_as_host(L); /* t.exec, t.one: fixtures, as the host */
   lua_createtable(L, 0, 1);
   lua_pushlightuserdata(L, c);
   lua_pushcclosure(L, t_clock_set, 1);
