@@ -1827,6 +1827,7 @@ static int plugin_command(const char *dir, int argc, char **argv) {
     rc = EXIT_OK;
   } else {
     rc = yz_cmd_run(h, p, words, argc, argv, NULL, stdin, stdout, stderr);
+    if (rc < 0 || rc > 255) rc = EXIT_FAIL; /* what a process can say */
   }
   yz_host_close(h);
   return rc;

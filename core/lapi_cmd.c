@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -35,18 +36,26 @@
 
 /* ---------------------------------------------------------- registering */
 
-/* Whether name is words of [a-z0-9_-] separated by single spaces. */
+#define NAME_MAX_LEN 128 /* bytes of a command's name */
+
+static int alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* Whether name is words of [a-z0-9_-], each starting with a letter or a
+** digit, separated by single spaces. */
 static int good_name(const char *s) {
-  if (!*s || *s == ' ') return 0;
+  if (strlen(s) > NAME_MAX_LEN) return 0;
   for (const char *c = s; *c; c++) {
-    if (*c == ' ') {
-      if (c[1] == ' ' || c[1] == 0) return 0;
-    } else if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-                 *c == '_' || *c == '-')) {
+    if (c == s || c[-1] == ' ') {
+      if (!alnum(*c)) return 0;
+    } else if (*c == ' ') {
+      if (c[1] == 0) return 0;
+    } else if (!alnum(*c) && *c != '_' && *c != '-') {
       return 0;
     }
   }
-  return 1;
+  return *s != 0;
 }
 
 /* Pushes p's table of commands (creating it), or nil when p has no state. */
@@ -79,23 +88,30 @@ static int h_command(lua_State *L) {
   if (!good_name(name))
     return luaL_error(L,
                       "host.command: bad name '%s' (expected words of "
-                      "a-z, 0-9, _ and - separated by one space)",
-                      name);
+                      "a-z, 0-9, _ and -, each starting with a letter or a "
+                      "digit, separated by one space; at most %d bytes)",
+                      name, NAME_MAX_LEN);
+  if (!p->in_setup)
+    return luaL_error(L, "host.command: commands are added during setup");
   char first[64];
   size_t k = strcspn(name, " ");
   yz_fmt(first, sizeof first, "%.*s", (int)(k < 63 ? k : 63), name);
   if (yz_cli_is_builtin(first))
     return luaL_error(L, "host.command: '%s' is a built-in command", first);
+  /* A plain copy of the spec: the core reads it later outside any
+  ** protected call, so no metamethod of the plugin's may run then. */
+  lua_createtable(L, 0, 3);
+  int copy = lua_gettop(L);
   lua_getfield(L, 2, "run");
   if (!lua_isfunction(L, -1))
     return luaL_error(L, "host.command('%s'): run must be a function", name);
-  lua_pop(L, 1);
+  lua_setfield(L, copy, "run");
   for (const char *key = "usage"; key; key = *key == 'u' ? "help" : NULL) {
     int t = lua_getfield(L, 2, key);
     if (t != LUA_TNIL && t != LUA_TSTRING)
       return luaL_error(L, "host.command('%s'): %s must be a string", name,
                         key);
-    lua_pop(L, 1);
+    lua_setfield(L, copy, key);
   }
   yz_host *h = p->host;
   for (int i = 0; i < h->nplugins; i++) {
@@ -105,7 +121,7 @@ static int h_command(lua_State *L) {
                         name, q->name);
   }
   push_commands(p, L);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, copy);
   lua_setfield(L, -2, name);
   return 0;
 }
@@ -153,10 +169,11 @@ yz_plugin *yz_cmd_find(yz_host *h, int argc, char **argv, int *words) {
   return best;
 }
 
-void yz_cmd_list(yz_host *h, const char *prefix, FILE *out) {
+void yz_cmd_list(yz_host *h, const char *plugin, FILE *out) {
   for (int i = 0; i < h->nplugins; i++) {
     yz_plugin *p = h->plugins[i];
     if (!p->sb || p->state != YZ_PS_OK) continue;
+    if (plugin && strcmp(p->name, plugin) != 0) continue;
     lua_State *L = p->sb->L;
     if (lua_getfield(L, LUA_REGISTRYINDEX, COMMANDS) != LUA_TTABLE) {
       lua_pop(L, 1);
@@ -185,16 +202,13 @@ void yz_cmd_list(yz_host *h, const char *prefix, FILE *out) {
     for (int a = 1; a <= n; a++) {
       lua_rawgeti(L, -1, a);
       const char *name = lua_tostring(L, -1);
-      if (!prefix || strncmp(name, prefix, strlen(prefix)) == 0) {
-        lua_getfield(L, -3, name);
-        lua_getfield(L, -1, "usage");
-        lua_getfield(L, -2, "help");
-        const char *usage = lua_tostring(L, -2), *help = lua_tostring(L, -1);
-        fprintf(out, "  %-44s %s (%s)\n", usage ? usage : name,
-                help ? help : "", p->name);
-        lua_pop(L, 3);
-      }
-      lua_pop(L, 1);
+      lua_getfield(L, -3, name);
+      lua_getfield(L, -1, "usage");
+      lua_getfield(L, -2, "help");
+      const char *usage = lua_tostring(L, -2), *help = lua_tostring(L, -1);
+      fprintf(out, "  %-44s %s (%s)\n", usage ? usage : name, help ? help : "",
+              p->name);
+      lua_pop(L, 4);
     }
     lua_pop(L, 2);
   }
@@ -203,6 +217,7 @@ void yz_cmd_list(yz_host *h, const char *prefix, FILE *out) {
 /* ------------------------------------------------------------ the run */
 
 typedef struct cmd_ctx {
+  int live; /* the run is going on: a cmd kept past it is dead */
   yz_host *h;
   FILE *in, *out, *err;
   int tty;
@@ -214,13 +229,18 @@ typedef struct cmd_ctx {
 } cmd_ctx;
 
 static cmd_ctx *ctx_of(lua_State *L) {
-  return lua_touserdata(L, lua_upvalueindex(1));
+  cmd_ctx *c = lua_touserdata(L, lua_upvalueindex(1));
+  if (!c->live) luaL_error(L, "the command has ended: its cmd is gone");
+  return c;
 }
+
+static void end_bar(cmd_ctx *c);
 
 static int c_out(lua_State *L) {
   cmd_ctx *c = ctx_of(L);
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
+  end_bar(c);
   fwrite(s, 1, n, c->out);
   return 0;
 }
@@ -228,6 +248,7 @@ static int c_out(lua_State *L) {
 static int c_print(lua_State *L) {
   cmd_ctx *c = ctx_of(L);
   int n = lua_gettop(L);
+  end_bar(c);
   for (int i = 1; i <= n; i++) {
     size_t k;
     const char *s = luaL_tolstring(L, i, &k);
@@ -287,16 +308,20 @@ static int c_ask(lua_State *L) {
   cmd_ctx *c = ctx_of(L);
   const char *prompt = luaL_optstring(L, 1, "");
   end_bar(c);
+  fflush(c->out);
   fputs(prompt, c->err);
   fflush(c->err);
-  char line[1024];
-  if (!c->in || !fgets(line, sizeof line, c->in)) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t got = c->in ? getline(&line, &cap, c->in) : -1;
+  if (got < 0) {
+    free(line);
     fputc('\n', c->err);
     lua_pushnil(L);
     return 1;
   }
   size_t n = strcspn(line, "\r\n");
-  lua_pushlstring(L, line, n);
+  if (yz_lapi_push_free(L, line, n) != LUA_OK) return lua_error(L);
   return 1;
 }
 
@@ -394,11 +419,8 @@ static int c_csv(lua_State *L) {
   cmd_ctx *c = ctx_of(L);
   const char *path = allowed_path(L, c, "csv");
   const char *enc = NULL;
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "encoding");
-    enc = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
+  if (lua_istable(L, 2) && lua_getfield(L, 2, "encoding") == LUA_TSTRING)
+    enc = lua_tostring(L, -1); /* stays on the stack while used */
   reader *r = lua_newuserdatauv(L, sizeof *r, 0);
   r->csv = NULL;
   luaL_setmetatable(L, READER);
@@ -434,7 +456,28 @@ typedef struct writer {
   char *path;    /* where it goes */
 } writer;
 
+/* Temporary files being written, for the signal handler: an interrupted
+** command leaves no FILE.tmpXXXXXX behind. */
+#define LIVE_TMP 16
+static char *volatile live_tmp[LIVE_TMP];
+
+static void tmp_live(char *path, int on) {
+  for (int i = 0; i < LIVE_TMP; i++)
+    if (on ? live_tmp[i] == NULL : live_tmp[i] == path) {
+      live_tmp[i] = on ? path : NULL;
+      return;
+    }
+}
+
+static void on_signal(int sig) {
+  for (int i = 0; i < LIVE_TMP; i++)
+    if (live_tmp[i]) unlink(live_tmp[i]);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static void writer_drop(writer *w) {
+  if (w->tmp) tmp_live(w->tmp, 0);
   if (w->f && !w->to_stdout) {
     fclose(w->f);
     if (w->tmp) unlink(w->tmp);
@@ -451,23 +494,28 @@ static writer *check_writer(lua_State *L) {
   return w;
 }
 
-static void put(lua_State *L, writer *w, const char *s, size_t n) {
+/* Writes n bytes (converted for a GBK file). Returns 0, or -1 with err. */
+static int put(writer *w, const char *s, size_t n, char *err, size_t errlen) {
   if (w->gbk) {
     yz_buf b;
     yz_buf_init(&b, 64u << 20);
-    char err[256];
-    if (yz_csv_to_gbk(s, n, &b, err, sizeof err) != 0) {
-      yz_buf_free(&b);
-      luaL_error(L, "cannot write as GBK: %s", err);
+    char why[256];
+    int rc = 0;
+    if (yz_csv_to_gbk(s, n, &b, why, sizeof why) != 0) {
+      yz_fmt(err, errlen, "cannot write as GBK: %s", why);
+      rc = -1;
+    } else if (b.len && fwrite(b.data, 1, b.len, w->f) != b.len) {
+      yz_fmt(err, errlen, "cannot write: %s", strerror(errno));
+      rc = -1;
     }
-    size_t k = fwrite(b.data, 1, b.len, w->f);
-    size_t want = b.len;
     yz_buf_free(&b);
-    if (k != want) luaL_error(L, "cannot write: %s", strerror(errno));
-    return;
+    return rc;
   }
-  if (fwrite(s, 1, n, w->f) != n)
-    luaL_error(L, "cannot write: %s", strerror(errno));
+  if (n && fwrite(s, 1, n, w->f) != n) {
+    yz_fmt(err, errlen, "cannot write: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
 }
 
 static int w_write(lua_State *L) {
@@ -475,7 +523,8 @@ static int w_write(lua_State *L) {
   int first = lua_istable(L, 1) ? 2 : 1; /* w:write(s) or w.write(s) */
   size_t n;
   const char *s = luaL_checklstring(L, first, &n);
-  put(L, w, s, n);
+  char err[400];
+  if (put(w, s, n, err, sizeof err) != 0) return luaL_error(L, "%s", err);
   return 0;
 }
 
@@ -503,9 +552,14 @@ static int w_row(lua_State *L) {
   }
   yz_buf b;
   yz_buf_init(&b, 16u << 20);
-  yz_csv_record(&b, fields, lens, n);
-  if (b.data) put(L, w, b.data, b.len);
+  char err[400];
+  int rc = yz_csv_record(&b, fields, lens, n);
+  if (rc != YZ_OK)
+    yz_fmt(err, sizeof err, "w:row: a record longer than 16 MiB");
+  else if (b.len)
+    rc = put(w, b.data, b.len, err, sizeof err);
   yz_buf_free(&b);
+  if (rc != 0) return luaL_error(L, "%s", err);
   lua_settop(L, base);
   return 0;
 }
@@ -521,7 +575,7 @@ static int w_close(lua_State *L) {
   }
   int bad = fflush(w->f) != 0 || fsync(fileno(w->f)) != 0;
   int e = errno;
-  bad |= fclose(w->f) != 0;
+  if (fclose(w->f) != 0 && !bad) bad = 1, e = errno;
   w->f = NULL;
   if (!bad && rename(w->tmp, w->path) != 0) bad = 1, e = errno;
   if (bad) {
@@ -587,6 +641,7 @@ static int c_create(lua_State *L) {
       lua_pushfstring(L, "cannot create %s: %s", path, strerror(e));
       return 2;
     }
+    tmp_live(w->tmp, 1);
   }
   track(L, ud);
   if (bom && !gbk) fwrite("\xEF\xBB\xBF", 1, 3, w->f);
@@ -638,14 +693,15 @@ static void metatables(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Pushes the cmd table of a run. */
-static void push_cmd(lua_State *L, cmd_ctx *c, const char *name) {
+/* Pushes the cmd table of a run; its functions hold the context c (the
+** userdata at index ctx), which dies when the run ends. */
+static void push_cmd(lua_State *L, cmd_ctx *c, int ctx, const char *name) {
   static const luaL_Reg funcs[] = {
       {"print", c_print},       {"out", c_out}, {"err", c_err},
       {"ask", c_ask},           {"csv", c_csv}, {"create", c_create},
       {"progress", c_progress}, {NULL, NULL}};
   lua_createtable(L, 0, 12);
-  lua_pushlightuserdata(L, c);
+  lua_pushvalue(L, ctx);
   luaL_setfuncs(L, funcs, 1);
   lua_pushstring(L, name);
   lua_setfield(L, -2, "name");
@@ -670,47 +726,71 @@ static int tasks_ready(yz_host *h) {
 int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
                const char *base, FILE *in, FILE *out, FILE *err) {
   lua_State *L = p->sb->L;
-  char name[256] = "";
-  for (int i = 0; i < words; i++)
-    yz_fmt(name + strlen(name), sizeof name - strlen(name), "%s%s",
-           i ? " " : "", argv[i]);
-  cmd_ctx c = {
-      h,    in, out, err, isatty(fileno(err)), argc - words, argv + words,
-      base, 0,  0};
   int top = lua_gettop(L);
+  if (!lua_checkstack(L, 16)) return 1;
+  yz_buf nb;
+  yz_buf_init(&nb, 4096);
+  for (int i = 0; i < words; i++) {
+    if (i) yz_buf_addc(&nb, ' ');
+    yz_buf_adds(&nb, argv[i]);
+  }
+  const char *name = yz_buf_str(&nb);
   metatables(L);
   push_commands(p, L);
-  lua_getfield(L, -1, name);
-  lua_getfield(L, -1, "run");
-  lua_remove(L, -2);
-  lua_remove(L, -2);
-  push_cmd(L, &c, name);
+  /* The table is the core's plain copy (see h_command): no metamethod. */
+  if (lua_getfield(L, -1, name) != LUA_TTABLE ||
+      lua_getfield(L, -1, "run") != LUA_TFUNCTION) {
+    fprintf(err, "yizhan: plugin '%s' has no command '%s'\n", p->name, name);
+    lua_settop(L, top);
+    yz_buf_free(&nb);
+    return 1;
+  }
+  lua_replace(L, top + 1); /* run, where the commands table was */
+  lua_settop(L, top + 1);
+  cmd_ctx *c = lua_newuserdatauv(L, sizeof *c, 0);
+  *c = (cmd_ctx){
+      1,    h, in, out, err, isatty(fileno(err)), argc - words, argv + words,
+      base, 0, 0};
+  int ctx = lua_gettop(L);
+  push_cmd(L, c, ctx, name);
+  lua_remove(L, ctx); /* the closures keep it */
   long long limit = p->sb->step_limit;
   p->sb->step_limit = 0; /* no CPU budget: a person runs it */
+  struct sigaction sa, old_int, old_term, old_hup;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGHUP, &sa, &old_hup);
   char msg[8192];
   int rc = yz_sandbox_call(p->sb, 1, 1, msg, sizeof msg);
   p->sb->step_limit = limit;
-  end_bar(&c);
   int status = 0;
   if (rc != LUA_OK) {
     /* The message for the person; the traceback for the log. */
-    char *tb = strstr(msg, "\nstack traceback:");
+    end_bar(c);
     yz_logf(&h->log, YZ_LOG_DEBUG, p->name, "command '%s' failed: %s", name,
             msg);
+    char *tb = strstr(msg, "\nstack traceback:");
     if (tb) *tb = 0;
     fprintf(err, "yizhan: %s: %s\n", name, msg);
     status = 1;
-  } else {
-    if (lua_isinteger(L, -1))
-      status = (int)lua_tointeger(L, -1);
-    else if (lua_isboolean(L, -1))
-      status = !lua_toboolean(L, -1);
-    else if (!lua_isnil(L, -1))
-      status = 0;
+  } else if (lua_type(L, -1) == LUA_TNUMBER) {
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    status = isint && v >= INT32_MIN && v <= INT32_MAX ? (int)v : 1;
+  } else if (lua_isboolean(L, -1)) {
+    status = !lua_toboolean(L, -1);
   }
+  end_bar(c);
+  c->live = 0;
   close_files(L);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  sigaction(SIGHUP, &old_hup, NULL);
   lua_settop(L, top);
   fflush(out);
+  yz_buf_free(&nb);
   /* Hand what the command emitted to the plugins listening; no job starts
   ** meanwhile (this is not the daemon). */
   int stopping = h->stopping;

@@ -24,6 +24,9 @@
 #define CURSOR "yz.cursor"
 #define KV_MAX_VALUE (1u << 20) /* bytes of JSON per kv value */
 
+/* The upvalue that marks t.exec and t.one (see yz_lapi_db_as_host). */
+static const char as_host = 0;
+
 static yz_plugin *plugin_of(lua_State *L) {
   return yz_sandbox_of(L)->owner;
 }
@@ -142,9 +145,10 @@ static cursor *open_cursor(lua_State *L, int sql_idx) {
   c->st = NULL;
   luaL_setmetatable(L, CURSOR);
   yz_plugin *p = plugin_of(L);
-  /* The test API's t.exec/t.one carry a true upvalue: they run as the
-  ** host, for fixtures; host.db's functions have none. */
-  const yz_acl *acl = lua_toboolean(L, lua_upvalueindex(1)) ? NULL : &p->acl;
+  /* The test API's t.exec/t.one carry the as_host mark: they run as the
+  ** host, for fixtures; host.db's functions have no upvalue. */
+  const yz_acl *acl =
+      lua_touserdata(L, lua_upvalueindex(1)) == &as_host ? NULL : &p->acl;
   if (yz_store_prepare(p->host->store, acl, sql, &c->st) != YZ_OK)
     luaL_error(L, "%s", yz_store_errmsg(p->host->store));
   return c;
@@ -259,10 +263,10 @@ int luaopen_yz_db(lua_State *L) {
 }
 
 void yz_lapi_db_as_host(lua_State *L) {
-  lua_pushboolean(L, 1);
+  lua_pushlightuserdata(L, (void *)&as_host);
   lua_pushcclosure(L, db_exec, 1);
   lua_setfield(L, -2, "exec");
-  lua_pushboolean(L, 1);
+  lua_pushlightuserdata(L, (void *)&as_host);
   lua_pushcclosure(L, db_one, 1);
   lua_setfield(L, -2, "one");
 }

@@ -83,14 +83,24 @@ static int h_audit(lua_State *L) {
 ** (seconds since the epoch) by state, and the SMS parts of those sent or
 ** delivered. Counts only: no recipient or text leaves the core. */
 static int h_outbox_stats(lua_State *L) {
-  lua_Integer since = 0, until = (lua_Integer)1 << 50;
+  lua_Integer since = 0, until = (lua_Integer)1 << 40;
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (lua_getfield(L, 1, "since") != LUA_TNIL)
-      since = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 1, "until") != LUA_TNIL)
-      until = luaL_checkinteger(L, -1);
-    lua_pop(L, 2);
+    const char *keys[] = {"since", "until"};
+    lua_Integer *vals[] = {&since, &until};
+    for (int i = 0; i < 2; i++) {
+      int isint = 1;
+      if (lua_getfield(L, 1, keys[i]) != LUA_TNIL)
+        *vals[i] = lua_tointegerx(L, -1, &isint);
+      if (!isint)
+        return luaL_error(L,
+                          "host.outbox.stats: %s: expected seconds since "
+                          "the epoch",
+                          keys[i]);
+      if (*vals[i] < 0) *vals[i] = 0;
+      if (*vals[i] > ((lua_Integer)1 << 40)) *vals[i] = (lua_Integer)1 << 40;
+      lua_pop(L, 1);
+    }
   }
   yz_store *s = plugin_of(L)->host->store;
   yz_stmt *st;

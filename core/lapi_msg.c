@@ -497,6 +497,40 @@ static int sms_count(lua_State *L) {
   return 1;
 }
 
+/* host.sms.render(template, params) -> text | nil, err: the local text of
+** a configured template, as host.send would queue it (previews). */
+static int sms_render(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  int n = read_params(L, 2); /* names at 3, values at 4 */
+  const char *names[PARAMS_MAX], *values[PARAMS_MAX];
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    names[i] = lua_tostring(L, -1);
+    lua_rawgeti(L, 4, i + 1);
+    values[i] = lua_tostring(L, -1);
+    lua_pop(L, 2); /* still held by the lists */
+  }
+  yz_buf text, json;
+  yz_buf_init(&text, 64 * 1024);
+  yz_buf_init(&json, 64 * 1024);
+  char err[1024];
+  int rc = yz_deliver_render(plugin_of(L)->host, name, names, values, n, &text,
+                             &json, err, sizeof err);
+  yz_buf_free(&json);
+  if (rc != YZ_OK) {
+    yz_buf_free(&text);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  size_t len = text.len;
+  char *s = yz_strdup(yz_buf_str(&text));
+  yz_buf_free(&text);
+  if (yz_lapi_push_free(L, s, len) != LUA_OK) return lua_error(L);
+  return 1;
+}
+
 /* ----------------------------------------------------------------- http */
 
 typedef struct http_wait {
@@ -745,7 +779,8 @@ void yz_lapi_open_msg(lua_State *L, yz_plugin *p) {
   static const luaL_Reg http_fns[] = {{"request", http_request}, {NULL, NULL}};
   static const luaL_Reg phone_fns[] = {
       {"normalize", phone_normalize}, {"mask", phone_mask}, {NULL, NULL}};
-  static const luaL_Reg sms_fns[] = {{"count", sms_count}, {NULL, NULL}};
+  static const luaL_Reg sms_fns[] = {
+      {"count", sms_count}, {"render", sms_render}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   luaL_newlib(L, http_fns);
   lua_setfield(L, -2, "http");

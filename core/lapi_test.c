@@ -327,14 +327,18 @@ static int t_command(lua_State *L) {
     input = lua_tolstring(L, -1, &ninput); /* stays on the stack */
   }
   /* argv: the name's words, then the arguments, all kept on the stack. */
-  char **argv = lua_newuserdatauv(L, sizeof *argv * 64, 0);
+  size_t nname = strlen(name);
+  luaL_checkstack(L, nargs + 8, "t.command: too many arguments");
+  char **argv =
+      lua_newuserdatauv(L, sizeof *argv * ((size_t)nargs + nname + 2), 0);
   int argc = 0;
-  char *words = lua_newuserdatauv(L, strlen(name) + 1, 0);
-  strcpy(words, name);
-  for (char *w = strtok(words, " "); w && argc < 32; w = strtok(NULL, " "))
+  char *words = lua_newuserdatauv(L, nname + 1, 0);
+  memcpy(words, name, nname + 1);
+  char *save = NULL;
+  for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
     argv[argc++] = w;
   int nwords = argc;
-  for (int i = 1; i <= nargs && argc < 63; i++) {
+  for (int i = 1; i <= nargs; i++) {
     lua_rawgeti(L, 2, i);
     if (!lua_isstring(L, -1))
       return luaL_error(L, "t.command: argument %d is not a string", i);
@@ -350,13 +354,15 @@ static int t_command(lua_State *L) {
   size_t nout = 0, nerr = 0;
   FILE *fo = open_memstream(&out, &nout), *fe = open_memstream(&err, &nerr);
   FILE *fi = input && ninput ? fmemopen((void *)input, ninput, "r") : NULL;
-  int status = -1;
-  if (fo && fe && (fi || !input || !ninput))
+  int status = 0, ran = 0;
+  if (fo && fe && (fi || !input || !ninput)) {
     status = yz_cmd_run(c->h, p, nwords, argc, argv, c->h->datadir, fi, fo, fe);
+    ran = 1;
+  }
   if (fi) fclose(fi);
   if (fo) fclose(fo);
   if (fe) fclose(fe);
-  if (status < 0) {
+  if (!ran) {
     free(out);
     free(err);
     return luaL_error(L, "t.command: cannot capture the output");

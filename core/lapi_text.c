@@ -44,11 +44,12 @@ static int t_mask_name(lua_State *L) {
   /* Trim ASCII spaces: a name from a form often carries them. */
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  size_t start[64];
-  int chars = 0;
+  /* Where the second and the last characters start, and how many. */
+  size_t second = n, last = 0, chars = 0;
   for (size_t i = 0; i < n; i += seq_len((unsigned char)s[i])) {
-    if (chars == 64) break;
-    start[chars++] = i;
+    if (chars == 1) second = i;
+    last = i;
+    chars++;
   }
   if (chars <= 1) {
     lua_pushlstring(L, s, n);
@@ -56,11 +57,10 @@ static int t_mask_name(lua_State *L) {
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luaL_addlstring(&b, s, start[1]);
-  int stars = chars == 2 ? 1 : chars - 2;
-  for (int i = 0; i < stars; i++) luaL_addchar(&b, '*');
-  if (chars > 2)
-    luaL_addlstring(&b, s + start[chars - 1], n - start[chars - 1]);
+  luaL_addlstring(&b, s, second);
+  size_t stars = chars == 2 ? 1 : chars - 2;
+  for (size_t i = 0; i < stars; i++) luaL_addchar(&b, '*');
+  if (chars > 2) luaL_addlstring(&b, s + last, n - last);
   luaL_pushresult(&b);
   return 1;
 }
@@ -97,7 +97,7 @@ static int t_date(lua_State *L) {
   char buf[64];
   while (n && (*s == ' ' || *s == '\t')) s++, n--;
   while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-  if (n == 0 || n >= sizeof buf) goto bad;
+  if (n == 0 || n >= sizeof buf || memchr(s, 0, n)) goto bad;
   memcpy(buf, s, n);
   buf[n] = 0;
   const char *p = buf;
@@ -118,6 +118,7 @@ static int t_date(lua_State *L) {
     m = digits(&p, 2);
     if (m < 0) goto bad;
     if (cjk ? !skip(&p, "月") : (*p != 0 && *p++ != sep)) goto bad;
+    if (*p == 0 && !cjk && p[-1] == sep) goto bad; /* "2015-03-" */
     if (*p == 0) {
       have_day = 0;
     } else {
@@ -188,7 +189,14 @@ static int wide(long cp) {
          (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xA000 && cp <= 0xA4CF) ||
          (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
          (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
-         (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x20000 && cp <= 0x3FFFD);
+         (cp >= 0xFFE0 && cp <= 0xFFE6) || (cp >= 0x1F300 && cp <= 0x1F64F) ||
+         (cp >= 0x1F900 && cp <= 0x1F9FF) || (cp >= 0x20000 && cp <= 0x3FFFD);
+}
+
+/* Combining marks and zero-width characters take no column. */
+static int zero_width(long cp) {
+  return (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF;
 }
 
 static int t_width(lua_State *L) {
@@ -201,7 +209,7 @@ static int t_width(lua_State *L) {
     if (k > n - i) k = n - i;
     if (cp < 0)
       w += 1;
-    else if (cp >= 0x20 && !(cp >= 0x7F && cp < 0xA0) && cp != 0x200B)
+    else if (cp >= 0x20 && !(cp >= 0x7F && cp < 0xA0) && !zero_width(cp))
       w += wide(cp) ? 2 : 1;
     i += k;
   }

@@ -563,7 +563,10 @@ static int merge_options(yz_plugin *p) {
         lua_settop(L, merged - 1);
         return 1;
       }
-      if (lua_type(L, -1) != lua_type(L, -2)) {
+      /* A default of false means "off": any value turns it on (a template
+      ** name, a channel, a number of days). */
+      int off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+      if (!off && lua_type(L, -1) != lua_type(L, -2)) {
         yz_fmt(err, sizeof err, "%s: expected a %s (like the default), got %s",
                at, value_kind(L, -1), value_kind(L, -2));
         set_error(p, err);
@@ -719,7 +722,9 @@ static void start_one(yz_plugin *p) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, p->host_ref);
       lua_rawgeti(L, LUA_REGISTRYINDEX, p->options_ref);
       p->state = YZ_PS_OK; /* a call needs a healthy plugin */
+      p->in_setup = 1;
       ok = yz_plugin_call(p, 2, 0, "setup") == YZ_OK;
+      p->in_setup = 0;
     } else {
       lua_pop(L, 1);
     }

@@ -48,6 +48,7 @@ typedef struct yz_plugin {
   int host_ref;         /* registry reference to its host table */
   int options_ref;      /* registry reference to its merged options */
   int mark;             /* scratch for dependency ordering */
+  int in_setup;         /* its setup is running (host.command) */
   int origin;           /* index of the plugin folder it was found in */
   struct yz_host *host; /* the host it belongs to */
 } yz_plugin;

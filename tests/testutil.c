@@ -178,9 +178,9 @@ static char *slurp_fd(int fd) {
 }
 
 /* Starts the binary with args, its stdout to outp and stderr to errp
-** (appending when both are one file); returns the pid. */
-static pid_t spawn_yizhan(const char *const *args, const char *outp,
-                          const char *errp) {
+** (appending when both are one file), its stdin from inp; returns the pid. */
+static pid_t spawn_yizhan_in(const char *const *args, const char *outp,
+                             const char *errp, const char *inp) {
   int argc = 0;
   while (args[argc]) argc++;
   const char **argv = calloc((size_t)argc + 2, sizeof *argv);
@@ -193,7 +193,7 @@ static pid_t spawn_yizhan(const char *const *args, const char *outp,
     int flags = O_WRONLY | O_CREAT | (same ? O_APPEND : O_TRUNC);
     int o = open(outp, flags, 0600);
     int e = same ? o : open(errp, flags, 0600);
-    int in = open("/dev/null", O_RDONLY);
+    int in = open(inp, O_RDONLY);
     dup2(o, 1);
     dup2(e, 2);
     dup2(in, 0);
@@ -202,6 +202,12 @@ static pid_t spawn_yizhan(const char *const *args, const char *outp,
   }
   free(argv);
   return pid;
+}
+
+/* The same with stdin from /dev/null. */
+static pid_t spawn_yizhan(const char *const *args, const char *outp,
+                          const char *errp) {
+  return spawn_yizhan_in(args, outp, errp, "/dev/null");
 }
 
 char *tu_bulk_datadir(void) {
@@ -213,12 +219,18 @@ char *tu_bulk_datadir(void) {
 }
 
 tu_run tu_yizhan(const char *const *args) {
+  return tu_yizhan_input(args, NULL);
+}
+
+tu_run tu_yizhan_input(const char *const *args, const char *input) {
   tu_run r = {0};
   char *dir = tu_tmpdir();
-  char outp[4096], errp[4096];
+  char outp[4096], errp[4096], inp[4096];
   snprintf(outp, sizeof outp, "%s/out", dir);
   snprintf(errp, sizeof errp, "%s/err", dir);
-  pid_t pid = spawn_yizhan(args, outp, errp);
+  snprintf(inp, sizeof inp, "%s/in", dir);
+  if (input) tu_write(dir, "in", input);
+  pid_t pid = spawn_yizhan_in(args, outp, errp, input ? inp : "/dev/null");
   int st;
   waitpid(pid, &st, 0);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

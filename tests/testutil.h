@@ -60,6 +60,8 @@ typedef struct tu_run {
 /* Runs build/yizhan with the given argv (NULL-terminated, without argv[0])
 ** and collects its output. */
 tu_run tu_yizhan(const char *const *args);
+/* The same with 'input' on its stdin (NULL: stdin is /dev/null). */
+tu_run tu_yizhan_input(const char *const *args, const char *input);
 /* Starts it in the background (a daemon, say) with its stdout and stderr
 ** appended to 'logfile', stdin from /dev/null; returns its pid, for the
 ** caller to signal and wait for. */
