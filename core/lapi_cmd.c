@@ -754,8 +754,9 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   int ctx = lua_gettop(L);
   push_cmd(L, c, ctx, name);
   lua_remove(L, ctx); /* the closures keep it */
-  long long limit = p->sb->step_limit;
+  long long limit = p->sb->step_limit, sql_limit = p->acl.step_limit;
   p->sb->step_limit = 0; /* no CPU budget: a person runs it */
+  p->acl.step_limit = 0; /* nor for its SQL */
   struct sigaction sa, old_int, old_term, old_hup;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -765,6 +766,7 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   char msg[8192];
   int rc = yz_sandbox_call(p->sb, 1, 1, msg, sizeof msg);
   p->sb->step_limit = limit;
+  p->acl.step_limit = sql_limit;
   int status = 0;
   if (rc != LUA_OK) {
     /* The message for the person; the traceback for the log. */

@@ -174,14 +174,22 @@ static int h_send(lua_State *L) {
   if (tpl) {
     if (text)
       return luaL_error(L, "host.send: give text or template, not both");
-    int n = read_params(L, 9);
+    int all = read_params(L, 9), n = 0;
     const char *names[PARAMS_MAX], *values[PARAMS_MAX];
-    for (int i = 0; i < n; i++) {
+    /* A policy passes what it knows; a county's template may use less of
+    ** it. Parameters the template does not have are left out (one it
+    ** needs and lacks is still an error). */
+    const yz_template *t = yz_config_template_named(h->cfg, tpl);
+    for (int i = 0; i < all; i++) {
       lua_rawgeti(L, 10, i + 1);
-      names[i] = lua_tostring(L, -1);
+      names[n] = lua_tostring(L, -1);
       lua_rawgeti(L, 11, i + 1);
-      values[i] = lua_tostring(L, -1);
+      values[n] = lua_tostring(L, -1);
       lua_pop(L, 2); /* still held by the lists */
+      int used = !t;
+      for (int j = 0; t && j < t->nparams && !used; j++)
+        used = strcmp(t->params[j], names[n]) == 0;
+      if (used) n++;
     }
     yz_buf rendered, params;
     yz_buf_init(&rendered, 64 * 1024);
@@ -263,7 +271,10 @@ static int h_send(lua_State *L) {
   /* Copied out first: pushing may raise (the memory cap). */
   char mkey[KEY_MAX + 64] = "", mstate[16] = "";
   yz_msg *m = NULL;
-  if (yz_outbox_get(h->outbox, id, &m) == YZ_OK) {
+  if (key && !existed) { /* just queued: no need to read it back */
+    yz_fmt(mkey, sizeof mkey, "%s", key);
+    yz_fmt(mstate, sizeof mstate, "queued");
+  } else if (yz_outbox_get(h->outbox, id, &m) == YZ_OK) {
     yz_fmt(mkey, sizeof mkey, "%s", m->key);
     yz_fmt(mstate, sizeof mstate, "%s", m->state);
     yz_msg_free(m);
