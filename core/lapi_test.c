@@ -35,9 +35,12 @@
 ** what came. Each test's database changes are rolled back after it; the
 ** fake clock and the log carry on from test to test.
 */
+#include <dirent.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "deliver.h"
@@ -61,6 +64,7 @@ typedef struct test_ctx {
   int nsent, sentcap;
   char **events; /* events emitted in this test: "topic\nfrom\njson" */
   int nevents, eventcap;
+  char scratch[64]; /* the file's folder for t.command, t.write, t.read */
 } test_ctx;
 
 static test_ctx *ctx_of(lua_State *L) {
@@ -356,7 +360,7 @@ static int t_command(lua_State *L) {
   FILE *fi = input && ninput ? fmemopen((void *)input, ninput, "r") : NULL;
   int status = 0, ran = 0;
   if (fo && fe && (fi || !input || !ninput)) {
-    status = yz_cmd_run(c->h, p, nwords, argc, argv, c->h->datadir, fi, fo, fe);
+    status = yz_cmd_run(c->h, p, nwords, argc, argv, c->scratch, fi, fo, fe);
     ran = 1;
   }
   if (fi) fclose(fi);
@@ -375,6 +379,45 @@ static int t_command(lua_State *L) {
   }
   if (yz_lapi_push_free(L, err, nerr) != LUA_OK) return lua_error(L);
   return 3;
+}
+
+/* The path of a file in the scratch folder: a plain name, no folders. */
+static const char *scratch_path(lua_State *L, test_ctx *c) {
+  const char *name = luaL_checkstring(L, 1);
+  if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 ||
+      strcmp(name, "..") == 0)
+    luaL_error(L, "a file name without folders, got '%s'", name);
+  return lua_pushfstring(L, "%s/%s", c->scratch, name);
+}
+
+/* t.write(name, text): a file for a command to read (t.command). */
+static int t_write(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  const char *path = scratch_path(L, c);
+  FILE *f = fopen(path, "wb");
+  int ok = f && fwrite(s, 1, n, f) == n;
+  if (f && fclose(f) != 0) ok = 0;
+  if (!ok) return luaL_error(L, "t.write: cannot write %s", path);
+  return 0;
+}
+
+/* t.read(name) -> the bytes of a file a command wrote, or nil. */
+static int t_read(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  FILE *f = fopen(scratch_path(L, c), "rb");
+  if (!f) return 0;
+  yz_buf b;
+  yz_buf_init(&b, 64u << 20);
+  char chunk[8192];
+  size_t k;
+  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) yz_buf_add(&b, chunk, k);
+  fclose(f);
+  size_t n = b.len;
+  char *s = b.data ? b.data : yz_strdup("");
+  if (yz_lapi_push_free(L, s, n) != LUA_OK) return lua_error(L);
+  return 1;
 }
 
 static int t_events(lua_State *L) {
@@ -440,11 +483,20 @@ static int t_sent(lua_State *L) {
 
 /* Pushes the 't' table, its functions bound to ctx. */
 static void push_t(lua_State *L, test_ctx *c) {
-  static const luaL_Reg funcs[] = {
-      {"eq", t_eq},         {"ok", t_ok},           {"contains", t_contains},
-      {"error", t_error},   {"advance", t_advance}, {"now", t_now},
-      {"logs", t_logs},     {"jobs", t_jobs},       {"sent", t_sent},
-      {"events", t_events}, {"command", t_command}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"eq", t_eq},
+                                   {"ok", t_ok},
+                                   {"contains", t_contains},
+                                   {"error", t_error},
+                                   {"advance", t_advance},
+                                   {"now", t_now},
+                                   {"logs", t_logs},
+                                   {"jobs", t_jobs},
+                                   {"sent", t_sent},
+                                   {"events", t_events},
+                                   {"command", t_command},
+                                   {"write", t_write},
+                                   {"read", t_read},
+                                   {NULL, NULL}};
   lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, c);
   luaL_setfuncs(L, funcs, 1);
@@ -456,11 +508,35 @@ static void push_t(lua_State *L, test_ctx *c) {
   lua_setfield(L, -2, "clock");
 }
 
+/* Removes the scratch folder and the files in it (t.write allows no
+** folders, and commands write files only). */
+static void remove_scratch(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      yz_fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
 int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
                       char **capbuf, size_t *caplen, FILE *out, int *passed,
                       int *failed) {
   lua_State *L = p->sb->L;
-  test_ctx c = {h, p, cap, capbuf, caplen, 0, NULL, 0, 0, NULL, 0, 0};
+  test_ctx c = {h, p, cap, capbuf, caplen, 0, NULL, 0, 0, NULL, 0, 0, ""};
+  yz_fmt(c.scratch, sizeof c.scratch, "/tmp/yizhan-test-XXXXXX");
+  if (!mkdtemp(c.scratch)) {
+    fprintf(out, "not ok - %s\n    cannot make a scratch folder: %s\n", file,
+            strerror(errno));
+    (*failed)++;
+    return YZ_ERR;
+  }
   h->capture = capture;
   h->capture_ud = &c;
   h->on_event = capture_event;
@@ -472,6 +548,7 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
   if (yz_sandbox_loadfile(p->sb, file, err, sizeof err) != LUA_OK) {
     fprintf(out, "not ok - %s\n    %s\n", file, err);
     (*failed)++;
+    remove_scratch(c.scratch);
     return YZ_ERR;
   }
   /* _ENV: the plugin's globals plus host, options and test(). */
@@ -482,6 +559,7 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
   if (yz_sandbox_call(p->sb, 0, 0, err, sizeof err) != LUA_OK) {
     fprintf(out, "not ok - %s\n    %s\n", file, err);
     (*failed)++;
+    remove_scratch(c.scratch);
     return YZ_ERR;
   }
   lua_getfield(L, LUA_REGISTRYINDEX, "yz.tests");
@@ -526,6 +604,7 @@ int yz_lapi_run_tests(yz_host *h, yz_plugin *p, const char *file, FILE *cap,
     }
   }
   lua_settop(L, 0);
+  remove_scratch(c.scratch);
   clear_sent(&c);
   free(c.sent);
   free(c.events);

@@ -325,7 +325,8 @@ static const char *const TP_TEST =
     "  t.eq(out, '你好\\t王五\\n')\n"
     "  t.eq(err, 'ok? \\nasked\\n')\n"
     "end)\n"
-    "test('t.command opens files in the data directory', function(t)\n"
+    "test('t.command opens files in the test folder', function(t)\n"
+    "  t.write('kids.csv', 'name\\n张三\\n李四\\n')\n"
     "  local status, out, err = t.command('tp count', { 'kids.csv' })\n"
     "  t.eq(status, 0)\n"
     "  t.eq(out, '3\\n')\n"
@@ -336,6 +337,9 @@ static const char *const TP_TEST =
     "  status = t.command('tp save', { 'saved.csv' })\n"
     "  t.eq(status, 0)\n"
     "  t.eq(select(2, t.command('tp count', { 'saved.csv' })), '1\\n')\n"
+    "  t.eq(t.read('saved.csv'), 'x,y\\r\\n')\n"
+    "  t.eq(t.read('nothing.csv'), nil)\n"
+    "  t.error(function() t.read('../x') end, 'without folders')\n"
     "end)\n"
     "test('t.command refuses a command no plugin has', function(t)\n"
     "  t.error(function() t.command('tp nope', {}) end,\n"
@@ -1597,7 +1601,6 @@ static void plugin_tests_use_exec_one_and_command(void **state) {
   tu_write(d, "plugins/store.lua", STORE);
   tu_write(d, "plugins/tp.lua", TP);
   tu_write(d, "plugins/tp_test.lua", TP_TEST);
-  tu_write(d, "kids.csv", "name\n张三\n李四\n");
   tu_run r = tu_yizhan((const char *[]){"-d", d, "test", "tp", NULL});
   if (r.status != 0) fprintf(stderr, "%s\n%s\n", r.out, r.err);
   assert_int_equal(r.status, 0);
@@ -1605,19 +1608,17 @@ static void plugin_tests_use_exec_one_and_command(void **state) {
   assert_true(
       tu_contains(r.out, "ok - t.command runs a command with its input\n"));
   assert_true(
-      tu_contains(r.out, "ok - t.command opens files in the data directory\n"));
+      tu_contains(r.out, "ok - t.command opens files in the test folder\n"));
   assert_true(
       tu_contains(r.out, "ok - t.command refuses a command no plugin has\n"));
   assert_true(
       tu_contains(r.out, "ok - fixtures are rolled back after each test\n"));
   assert_true(tu_contains(r.out, "5 passed, 0 failed\n"));
   tu_run_free(&r);
-  /* The file the test wrote is in the data directory, the real database
-  ** untouched. */
+  /* The files the test wrote went with its scratch folder: nothing in the
+  ** data directory. */
   char *saved = path_in(d, "saved.csv");
-  char *text = tu_read(saved);
-  assert_string_equal(text, "x,y\r\n");
-  free(text);
+  assert_null(tu_read(saved));
   free(saved);
   /* A failing t.command check fails the run with its line. */
   tu_write(d, "plugins/tp_test.lua",
