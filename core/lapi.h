@@ -31,6 +31,8 @@ int luaopen_yz_crypto(lua_State *L);
 int luaopen_yz_log(lua_State *L);
 /* host.text: mask_name, date, render, width (lapi_text.c). */
 int luaopen_yz_text(lua_State *L);
+/* host.text.render(text, params): fills {{name}} placeholders. */
+int yz_lapi_text_render(lua_State *L);
 /* host.calendar: term, is_school_day, next_school_day, holiday. */
 int luaopen_yz_calendar(lua_State *L);
 /* Sets cron, every, at, after, cancel and sleep in the table on top. */

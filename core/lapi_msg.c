@@ -215,7 +215,17 @@ static int h_send(lua_State *L) {
     text = lua_tostring(L, -2);
     params_json = lua_tostring(L, -1);
   } else if (!lua_isnil(L, 9)) {
-    return luaL_error(L, "host.send: params go with a template");
+    /* Free text with params: its {{name}} placeholders filled here (a
+    ** policy's text option), as host.text.render does. */
+    if (!lua_istable(L, 9))
+      return luaL_error(L, "host.send: params must be a table, got %s",
+                        luaL_typename(L, 9));
+    if (!text) return luaL_error(L, "host.send: 'text' is missing or empty");
+    lua_pushcfunction(L, yz_lapi_text_render);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 9);
+    lua_call(L, 2, 1); /* stays on the stack while the message is written */
+    text = lua_tostring(L, -1);
   }
   yz_msg_in in;
   if (yz_deliver_check(h, raw_to, text, tpl, channel, &in, to, sizeof to, err,

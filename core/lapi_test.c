@@ -420,6 +420,36 @@ static int t_read(lua_State *L) {
   return 1;
 }
 
+/* t.fixture(name): runs DATADIR/fixtures/NAME.sql as the host, the
+** registry rows several plugins' tests share. */
+static int t_fixture(lua_State *L) {
+  test_ctx *c = ctx_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  for (const char *s = name; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+      return luaL_error(L, "t.fixture: a name of a-z, 0-9 and _, got '%s'",
+                        name);
+  const char *path =
+      lua_pushfstring(L, "%s/fixtures/%s.sql", c->h->datadir, name);
+  FILE *f = fopen(path, "rb");
+  if (!f) return luaL_error(L, "t.fixture: cannot open %s", path);
+  yz_buf b;
+  yz_buf_init(&b, 16u << 20);
+  char chunk[8192];
+  size_t k;
+  int ok = 1;
+  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+    ok &= yz_buf_add(&b, chunk, k) == YZ_OK;
+  fclose(f);
+  int rc =
+      ok ? yz_store_exec_script(c->h->store, NULL, yz_buf_str(&b)) : YZ_ERR;
+  yz_buf_free(&b);
+  if (rc != YZ_OK)
+    return luaL_error(L, "t.fixture: %s: %s", path,
+                      ok ? yz_store_errmsg(c->h->store) : "too large");
+  return 0;
+}
+
 static int t_events(lua_State *L) {
   test_ctx *c = ctx_of(L);
   lua_createtable(L, c->nevents, 0);
@@ -483,20 +513,12 @@ static int t_sent(lua_State *L) {
 
 /* Pushes the 't' table, its functions bound to ctx. */
 static void push_t(lua_State *L, test_ctx *c) {
-  static const luaL_Reg funcs[] = {{"eq", t_eq},
-                                   {"ok", t_ok},
-                                   {"contains", t_contains},
-                                   {"error", t_error},
-                                   {"advance", t_advance},
-                                   {"now", t_now},
-                                   {"logs", t_logs},
-                                   {"jobs", t_jobs},
-                                   {"sent", t_sent},
-                                   {"events", t_events},
-                                   {"command", t_command},
-                                   {"write", t_write},
-                                   {"read", t_read},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"eq", t_eq},           {"ok", t_ok},           {"contains", t_contains},
+      {"error", t_error},     {"advance", t_advance}, {"now", t_now},
+      {"logs", t_logs},       {"jobs", t_jobs},       {"sent", t_sent},
+      {"events", t_events},   {"command", t_command}, {"write", t_write},
+      {"fixture", t_fixture}, {"read", t_read},       {NULL, NULL}};
   lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, c);
   luaL_setfuncs(L, funcs, 1);

@@ -146,7 +146,7 @@ bad:
   return 2;
 }
 
-static int t_render(lua_State *L) {
+int yz_lapi_text_render(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -220,7 +220,7 @@ static int t_width(lua_State *L) {
 int luaopen_yz_text(lua_State *L) {
   static const luaL_Reg funcs[] = {{"mask_name", t_mask_name},
                                    {"date", t_date},
-                                   {"render", t_render},
+                                   {"render", yz_lapi_text_render},
                                    {"width", t_width},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);

@@ -842,6 +842,21 @@ static void a_template_message_stores_its_text_template_and_params(
   free(s);
 }
 
+/* Free text with params: the placeholders filled in the core. */
+static void free_text_with_params_is_filled_in(void **state) {
+  fixture *f = *state;
+  start_tpl(f, TPL_CONFIG("", ""));
+  eval(f,
+       "host.send{ to = '13800138000', text = '{{child}}同学{{n}}次', key "
+       "= 'y', channel = 'plain', params = { child = '小明', n = 2 } }",
+       YZ_OK);
+  char *s = qs(f,
+               "SELECT text || '|' || coalesce(params, 'none') FROM yz_outbox "
+               "WHERE key = 'y'");
+  assert_string_equal(s, "小明同学2次|none");
+  free(s);
+}
+
 /* A policy passes what it knows; the template takes what it uses. */
 static void parameters_a_template_does_not_use_are_left_out(void **state) {
   fixture *f = *state;
@@ -868,9 +883,9 @@ static void a_bad_template_send_is_refused_and_writes_nothing(void **state) {
       {"host.send{ to = '13800138000', template = 'letter', text = 'hi', "
        "params = { child = '小明', note = '' } }",
        "host.send: give text or template, not both"},
-      {"host.send{ to = '13800138000', text = 'hi', channel = 'plain', "
-       "params = { child = '小明' } }",
-       "host.send: params go with a template"},
+      {"host.send{ to = '13800138000', text = '{{kid}}好', channel = "
+       "'plain', params = { child = '小明' } }",
+       "template: no value for {{kid}}"},
       {"host.send{ to = '13800138000', template = 'letter', params = "
        "'child=小明' }",
        "host.send: params must be a table, got string"},
@@ -1590,6 +1605,8 @@ int main(void) {
           a_bad_template_send_is_refused_and_writes_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(
           parameters_a_template_does_not_use_are_left_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(free_text_with_params_is_filled_in, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(
           free_text_to_a_template_channel_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(
