@@ -135,6 +135,30 @@ static int read_params(lua_State *L, int idx) {
   return n;
 }
 
+/* Of the 'all' parameters read_params listed (names at stack index lists,
+** values at lists + 1), those template tpl uses, into names and values;
+** returns how many. A policy passes what it knows and a county's template
+** may use less of it: the rest is left out (one the template needs and
+** lacks is still an error, from yz_deliver_render). The strings stay held
+** by the lists. */
+static int used_params(lua_State *L, yz_host *h, const char *tpl, int all,
+                       int lists, const char **names, const char **values) {
+  const yz_template *t = yz_config_template_named(h->cfg, tpl);
+  int n = 0;
+  for (int i = 0; i < all; i++) {
+    lua_rawgeti(L, lists, i + 1);
+    names[n] = lua_tostring(L, -1);
+    lua_rawgeti(L, lists + 1, i + 1);
+    values[n] = lua_tostring(L, -1);
+    lua_pop(L, 2);
+    int used = !t;
+    for (int j = 0; t && j < t->nparams && !used; j++)
+      used = strcmp(t->params[j], names[n]) == 0;
+    if (used) n++;
+  }
+  return n;
+}
+
 static int h_send(lua_State *L) {
   yz_plugin *p = plugin_of(L);
   yz_host *h = p->host;
@@ -174,23 +198,8 @@ static int h_send(lua_State *L) {
   if (tpl) {
     if (text)
       return luaL_error(L, "host.send: give text or template, not both");
-    int all = read_params(L, 9), n = 0;
     const char *names[PARAMS_MAX], *values[PARAMS_MAX];
-    /* A policy passes what it knows; a county's template may use less of
-    ** it. Parameters the template does not have are left out (one it
-    ** needs and lacks is still an error). */
-    const yz_template *t = yz_config_template_named(h->cfg, tpl);
-    for (int i = 0; i < all; i++) {
-      lua_rawgeti(L, 10, i + 1);
-      names[n] = lua_tostring(L, -1);
-      lua_rawgeti(L, 11, i + 1);
-      values[n] = lua_tostring(L, -1);
-      lua_pop(L, 2); /* still held by the lists */
-      int used = !t;
-      for (int j = 0; t && j < t->nparams && !used; j++)
-        used = strcmp(t->params[j], names[n]) == 0;
-      if (used) n++;
-    }
+    int n = used_params(L, h, tpl, read_params(L, 9), 10, names, values);
     yz_buf rendered, params;
     yz_buf_init(&rendered, 64 * 1024);
     yz_buf_init(&params, 64 * 1024);
@@ -523,15 +532,9 @@ static int sms_count(lua_State *L) {
 static int sms_render(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   lua_settop(L, 2);
-  int n = read_params(L, 2); /* names at 3, values at 4 */
   const char *names[PARAMS_MAX], *values[PARAMS_MAX];
-  for (int i = 0; i < n; i++) {
-    lua_rawgeti(L, 3, i + 1);
-    names[i] = lua_tostring(L, -1);
-    lua_rawgeti(L, 4, i + 1);
-    values[i] = lua_tostring(L, -1);
-    lua_pop(L, 2); /* still held by the lists */
-  }
+  int n = used_params(L, plugin_of(L)->host, name, read_params(L, 2), 3, names,
+                      values);
   yz_buf text, json;
   yz_buf_init(&text, 64 * 1024);
   yz_buf_init(&json, 64 * 1024);
