@@ -757,6 +757,9 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   long long limit = p->sb->step_limit, sql_limit = p->acl.step_limit;
   p->sb->step_limit = 0; /* no CPU budget: a person runs it */
   p->acl.step_limit = 0; /* nor for its SQL */
+  /* A command may import or export a county: a page cache to match (the
+  ** daemon keeps SQLite's default; memory is taken only as it is used). */
+  yz_store_exec_script(h->store, NULL, "PRAGMA cache_size=-65536");
   struct sigaction sa, old_int, old_term, old_hup;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -767,6 +770,8 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   int rc = yz_sandbox_call(p->sb, 1, 1, msg, sizeof msg);
   p->sb->step_limit = limit;
   p->acl.step_limit = sql_limit;
+  yz_sandbox_rearm(p->sb);
+  yz_store_exec_script(h->store, NULL, "PRAGMA cache_size=-2000");
   int status = 0;
   if (rc != LUA_OK) {
     /* The message for the person; the traceback for the log. */

@@ -86,11 +86,19 @@ void yz_sandbox_charge(lua_State *L, long long steps) {
   budget_check(L, sb);
 }
 
+static void budget_reset(yz_sandbox *sb);
+
+void yz_sandbox_rearm(yz_sandbox *sb) {
+  budget_reset(sb);
+}
+
 static void budget_reset(yz_sandbox *sb) {
   sb->steps = 0;
   sb->exceeded = 0;
   if (sb->step_limit)
     lua_sethook(sb->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+  else /* no budget (a plugin's command): no hook slowing every line */
+    lua_sethook(sb->L, NULL, 0, 0);
 }
 
 /* ------------------------------------------------- replaced base library */

@@ -85,4 +85,9 @@ void yz_sandbox_freeze(lua_State *L, const char *what);
 int yz_sandbox_copy(lua_State *from, int idx, lua_State *to, char *err,
                     size_t errlen);
 
+/* Puts the budget's count hook back after a call made without a budget
+** (step_limit 0, a plugin's command), so coroutines created later carry it
+** again. */
+void yz_sandbox_rearm(yz_sandbox *sb);
+
 #endif
