@@ -18,6 +18,8 @@ packages=(
   python3                       # tests/gateway/mockgw.py, tests/kannel/*.py
   kannel kannel-extras          # a real SMS gateway (bearerbox, smsbox, fakesmsc) for tests/kannel
   nginx-light                   # an HTTP front for gateway tests
+  chromium fonts-wqy-microhei   # the report test: the HTML report printed to PDF headless,
+  poppler-utils                 #   with a CJK font, and read back (pdfinfo, pdftotext)
 )
 
 missing=()
