@@ -522,7 +522,11 @@ local function visit(host, cmd)
           SELECT id, kind, term, due FROM visits
            WHERE child_id = ? AND done IS NULL AND due IS NOT NULL AND kind <> 'ad_hoc'
              AND (? IS NULL OR kind = ?)
-           ORDER BY due, id LIMIT 1]], c.id, kind or host.json.null, kind or host.json.null)
+             -- without --kind, a visit counts for one due within 30 days
+             -- (a visit in November is not January's term-end visit)
+             AND (? IS NOT NULL OR due <= date(?, '+30 days'))
+           ORDER BY due, id LIMIT 1]], c.id, kind or host.json.null, kind or host.json.null,
+        kind or host.json.null, date)
     end
     if open then
       host.db.exec("UPDATE visits SET done = ?, notes = coalesce(?, notes)," ..
