@@ -751,9 +751,12 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   *c = (cmd_ctx){
       1,    h, in, out, err, isatty(fileno(err)), argc - words, argv + words,
       base, 0, 0};
-  int ctx = lua_gettop(L);
+  /* Kept on the stack below run until the end: the closures hold it too,
+  ** but a failed call drops the cmd table and collects at once, and the
+  ** context is still used after that. */
+  lua_insert(L, top + 1);
+  int ctx = top + 1;
   push_cmd(L, c, ctx, name);
-  lua_remove(L, ctx); /* the closures keep it */
   long long limit = p->sb->step_limit, sql_limit = p->acl.step_limit;
   p->sb->step_limit = 0; /* no CPU budget: a person runs it */
   p->acl.step_limit = 0; /* nor for its SQL */
