@@ -249,6 +249,48 @@ static void usage_errors_exit_two(void **state) {
   done(d);
 }
 
+/* An option's value is never the next option, and the rejects never
+** overwrite the file read: each a usage error, nothing changed, no file. */
+static void an_option_is_no_value_and_the_rejects_are_not_the_input(
+    void **state) {
+  (void)state;
+  char *d = registry_dir(0);
+  char *before = snapshot(d);
+  tu_run r =
+      reg(d, "import", "--skip-bad", "--dry-run", "some_bad.csv", NULL, NULL);
+  assert_int_equal(r.status, 2);
+  assert_true(tu_contains(r.err,
+                          "registry import: --skip-bad needs a value "
+                          "(got the option \"--dry-run\")\n"));
+  assert_string_equal(r.out, "");
+  tu_run_free(&r);
+  assert_int_equal(access("--dry-run", F_OK), -1);
+  /* The same file, however it is written. */
+  char *in = tu_read("some_bad.csv");
+  tu_write(d, "p2.csv", in);
+  char *p2 = path_in(d, "p2.csv");
+  char *p2b = path_in(d, ".//./p2.csv");
+  r = reg(d, "import", p2, "--skip-bad", p2b, NULL, NULL);
+  assert_int_equal(r.status, 2);
+  assert_true(tu_contains(r.err,
+                          "--skip-bad: the rejects need a file of "
+                          "their own"));
+  tu_run_free(&r);
+  char *after_in = tu_read(p2);
+  assert_string_equal(after_in, in);
+  r = reg(d, "export", "-o", "--school", NULL, NULL, NULL);
+  assert_int_equal(r.status, 2);
+  assert_true(tu_contains(r.err,
+                          "registry export: -o needs a value (got "
+                          "the option \"--school\")\n"));
+  tu_run_free(&r);
+  assert_int_equal(access("--school", F_OK), -1);
+  char *after = snapshot(d);
+  assert_string_equal(after, before);
+  free(after), free(after_in), free(p2b), free(p2), free(in), free(before);
+  done(d);
+}
+
 /* --------------------------------------------------------- encodings */
 
 static const char *const NAMES_SQL =
@@ -495,6 +537,52 @@ static void an_updated_file_counts_and_announces_its_changes(void **state) {
   done(d);
 }
 
+/* The guardianships of the registry, one string. */
+static const char *const CARDS_SQL =
+    "SELECT group_concat(x, ';') FROM (SELECT c.name || ':' || p.name || "
+    "':' || coalesce(p.phone, '') || ':' || g.relation || ':' || "
+    "g.is_primary || ':' || coalesce(g.workplace, '') AS x FROM "
+    "guardianships g JOIN children c ON c.id = g.child_id JOIN people p ON "
+    "p.id = g.person_id ORDER BY c.id, g.relation, p.name)";
+
+/* A school's form without the mother's columns and the father's workplace
+** (children_partial.csv): every card stays as it is, and the one child who
+** moved up a class changed in that only. */
+static void columns_left_out_keep_the_parents_on_the_cards(void **state) {
+  (void)state;
+  char *d = registry_dir(1);
+  tu_write(d, "yizhan.conf.lua", "plugins = { registry = {}, evlog = {} }\n");
+  tu_write(d, "plugins/evlog.lua", EVLOG);
+  char *cards = tu_db_text(d, CARDS_SQL);
+  char *counts = tu_db_text(d, COUNTS_SQL);
+  tu_run r = reg(d, "import", "children_partial.csv", NULL, NULL, NULL, NULL);
+  assert_int_equal(r.status, 0);
+  assert_string_equal(
+      r.out,
+      "children: 8 rows: 0 added, 1 changed, 7 unchanged; 0 in the registry "
+      "not in this file (same schools; left as they are)\n");
+  tu_run_free(&r);
+  char *cards2 = tu_db_text(d, CARDS_SQL);
+  assert_string_equal(cards2, cards);
+  assert_true(tu_contains(cards,
+                          "张小明:李秀英:+8613900139000:mother:0:"
+                          "广东东莞"));
+  char *counts2 = tu_db_text(d, COUNTS_SQL);
+  assert_string_equal(counts2, counts);
+  char *ev = tu_db_text(
+      d,
+      "SELECT group_concat(topic || ' ' || data, '\n') FROM (SELECT * "
+      "FROM evlog ORDER BY id)");
+  assert_string_equal(
+      ev,
+      "registry.child_changed {\"child\":1,\"class\":\"4年级1班\",\"fields\":["
+      "\"class\"],\"school\":1}\n"
+      "registry.imported {\"added\":0,\"changed\":1,\"each\":true,\"kind\":"
+      "\"children\",\"left\":0}");
+  free(ev), free(counts2), free(cards2), free(counts), free(cards);
+  done(d);
+}
+
 /* ------------------------------------------------------------- export */
 
 static void export_imports_to_no_change_and_exports_the_same_bytes(
@@ -558,11 +646,13 @@ int main(void) {
       cmocka_unit_test(
           a_bad_file_is_refused_whole_with_each_error_and_no_change),
       cmocka_unit_test(usage_errors_exit_two),
+      cmocka_unit_test(an_option_is_no_value_and_the_rejects_are_not_the_input),
       cmocka_unit_test(gbk_and_bom_crlf_files_read_back_alike),
       cmocka_unit_test(skip_bad_writes_the_rejects_and_imports_the_rest),
       cmocka_unit_test(dry_run_counts_and_changes_nothing),
       cmocka_unit_test(a_second_import_changes_nothing),
       cmocka_unit_test(an_updated_file_counts_and_announces_its_changes),
+      cmocka_unit_test(columns_left_out_keep_the_parents_on_the_cards),
       cmocka_unit_test(export_imports_to_no_change_and_exports_the_same_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,8 @@ are what `yizhan registry export` writes; the others say the same things in
 the other accepted forms, encodings and line ends, or are broken on purpose
 (bad_*.csv: each with the exact error lines the test expects).
 """
+import csv
+import io
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,6 +101,22 @@ write("children_updated.csv", H + """
 刘洋,男,2016-09-09,青山镇小学,2年级1班,,父母,,返乡,中,刘建国,15000150000,,周燕,15100151000,江苏苏州,刘建国,父亲,15000150000,
 陈浩,男,2015-01-10,青山镇小学,2年级1班,青山村,父亲,2021-09-01,留守,好,陈志,15500155000,福建晋江,黄梅,15600156000,,黄梅,母亲,15600156000,
 """)
+
+# A school's own form without the mother's columns and the father's
+# workplace (the registry keeps what it has: import, keep_left_out), in
+# which 张小明 moved up a class.
+def without(text, drop):
+    rows = list(csv.reader(io.StringIO(text)))
+    keep = [i for i, h in enumerate(rows[0]) if h not in drop]
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    for r in rows:
+        w.writerow([r[i] for i in keep])
+    return out.getvalue()
+
+
+write("children_partial.csv", without(CHILDREN, {"母亲姓名", "母亲电话", "母亲务工地", "父亲务工地"})
+      .replace("张小明,男,2015-03-07,石门镇中心小学,3年级1班", "张小明,男,2015-03-07,石门镇中心小学,4年级1班"))
 
 write("pairings.csv", """学生姓名,学校,出生日期,结对人,结对人电话,开始日期,结束日期
 张小明,石门镇中心小学,2015-03-07,志愿者小周,18800188001,2026-09-01,

@@ -94,10 +94,16 @@ local function parse_args(args)
   local i = 1
   while i <= #args do
     local a = args[i]
+    -- An option's value; never another option (-o --school would write
+    -- to a file named --school). "-" is standard output.
     local function val()
       i = i + 1
-      if not args[i] then error({ usage = a .. " needs a value" }) end
-      return args[i]
+      local v = args[i]
+      if not v then error({ usage = a .. " needs a value" }) end
+      if v:sub(1, 1) == "-" and v ~= "-" then
+        error({ usage = ('%s needs a value (got the option "%s")'):format(a, v) })
+      end
+      return v
     end
     if a == "--kind" then
       o.kind = val()

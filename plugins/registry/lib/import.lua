@@ -10,7 +10,8 @@
 --      report every bad row in line order; refuse the file if any is bad
 --      (unless --skip-bad), which rolls everything back;
 --   3. merge the staged rows into the registry with set-based SQL, count
---      added / changed / unchanged, emit the registry events, audit.
+--      added / changed / unchanged, gather the registry events, audit;
+-- and once the transaction has committed, emit the events.
 -- Result rows of step 3 live in registry_stage too, at line - 2^40 (see
 -- RES): the child (or school, person, pairing) a row matched, the fields
 -- that changed, and what it replaced.
@@ -143,8 +144,15 @@ local function header_name(s)
   end
 end
 
+-- Whether a header is the 错误 column --skip-bad adds to its rejects.
+local function is_error_column(h)
+  return h == "错误" or h:lower() == "error"
+end
+
 -- Maps the header row to columns: ix[key] = field index, name[key] = the
--- header as written. Returns ix, name, ncols, or nil and the messages.
+-- header as written. Returns ix, name, ncols and the index of a last
+-- column 错误 (a rejects file fixed and sent again: ignored), or nil and
+-- the messages.
 local function map_header(kind, fields)
   local cols = values.columns[kind]
   local by = {}
@@ -159,6 +167,10 @@ local function map_header(kind, fields)
   end
   local ncols = #fields
   while ncols > 0 and header_name(fields[ncols]) == "" do ncols = ncols - 1 end
+  local errcol
+  if ncols > 1 and is_error_column(header_name(fields[ncols])) then
+    errcol, ncols = ncols, ncols - 1
+  end
   local ix, name, errs = {}, {}, {}
   for i = 1, ncols do
     local h = header_name(fields[i])
@@ -195,7 +207,7 @@ local function map_header(kind, fields)
   end
   if #errs > 0 then return nil, errs end
   for _, c in ipairs(cols) do name[c.key] = name[c.key] or c.zh end
-  return ix, name, ncols
+  return ix, name, ncols, errcol
 end
 
 -- ---------------------------------------------------------- checkers
@@ -497,6 +509,9 @@ function kinds.pairings.checker(ctx)
     if child and person and since then
       match = one('SELECT id, "until" FROM pairings WHERE child_id = ? AND person_id = ? AND since = ?',
         child.id, person.id, since)
+      -- A file without 结束日期 says nothing of ends: a pairing ended by
+      -- registry unpair stays ended (and counts as such below).
+      if not i_until and match then till = match["until"] end
       if not till then
         local open = one('SELECT since FROM pairings WHERE child_id = ? AND person_id = ? AND "until" IS NULL',
           child.id, person.id)
@@ -615,9 +630,52 @@ end
 
 local merge = {}
 
+-- The parents on a card, in the stage: the person's ukey, name, phone and
+-- workplace, and the other people of the card (one person is on a card
+-- once).
+local PARENTS = {
+  { who = "father", ukey = "c12", name = "c13", phone = "c14", work = "c15", others = { "c16", "c20" } },
+  { who = "mother", ukey = "c16", name = "c17", phone = "c18", work = "c19", others = { "c12", "c20" } },
+}
+
+-- A parent's columns the file leaves out keep what the card has, as the
+-- child's optional columns do: the staged rows take the registry's values,
+-- so that they compare equal and the card is put back as it was when
+-- something else on it changed. Without the name column the parent is
+-- kept whole (unless the guardian is that parent: the guardian's columns
+-- name them); without the phone, the parent of that name keeps their
+-- phone; without the workplace, the same parent keeps theirs. A column
+-- there but empty still means no such parent on the card.
+local function keep_left_out(ctx)
+  local ix, exec = ctx.ix, ctx.host.db.exec
+  local S = "registry_stage."
+  for _, g in ipairs(PARENTS) do
+    local from = " FROM children c JOIN guardianships l ON l.child_id = c.id AND l.relation = '" .. g.who
+      .. "' JOIN people p ON p.id = l.person_id WHERE c.school_id = " .. S .. "c1 AND c.name = " .. S
+      .. "c2 AND c.birth_date = " .. S .. "c3"
+    local apart = " AND p.ukey IS NOT " .. S .. g.others[1] .. " AND p.ukey IS NOT " .. S .. g.others[2]
+    local rows = " WHERE line > 0 AND err IS NULL"
+    if not ix[g.who .. "_name"] then
+      exec("UPDATE registry_stage SET (" .. g.ukey .. ", " .. g.name .. ", " .. g.phone .. ", " .. g.work
+        .. ") = (SELECT p.ukey, p.name, p.phone, l.workplace" .. from .. apart .. ")"
+        .. rows .. " AND c23 IS NOT '" .. g.who .. "'")
+    elseif not ix[g.who .. "_phone"] then
+      exec("UPDATE registry_stage SET (" .. g.ukey .. ", " .. g.phone .. ") = (SELECT coalesce(max(p.ukey), "
+        .. S .. g.ukey .. "), max(p.phone)" .. from
+        .. " AND p.name = " .. S .. g.name .. apart .. ")" .. rows .. " AND " .. g.name .. " IS NOT NULL AND "
+        .. g.phone .. " IS NULL")
+    end
+    if not ix[g.who .. "_workplace"] then
+      exec("UPDATE registry_stage SET " .. g.work .. " = (SELECT l.workplace" .. from .. " AND p.ukey = " .. S
+        .. g.ukey .. ")" .. rows .. " AND " .. g.ukey .. " IS NOT NULL AND " .. g.work .. " IS NULL")
+    end
+  end
+end
+
 function merge.children(ctx)
   local host, ix, now = ctx.host, ctx.ix, ctx.host.now()
   local db = host.db
+  keep_left_out(ctx)
   local cmp, set = {}, {}
   for _, f in ipairs(CHILD_FIELDS) do
     if not f[3] or ix[f[1]] then
@@ -715,8 +773,9 @@ function merge.children(ctx)
       .. " AND (SELECT status FROM children WHERE id = r.id) <> 'active'").n
   end
   ctx.counts = { added = added, changed = changed, left = left }
-  ctx.events = function()
-    local emit = host.emit
+  -- The events, handed to emit(topic, data) (run emits them once the
+  -- transaction has committed).
+  ctx.events = function(emit)
     for row in db.rows("SELECT r.id, r.note, r.c1 AS old, c.school_id, c.class, c.status FROM registry_stage r"
         .. " JOIN children c ON c.id = r.id WHERE r.line < 0 AND r.note IS NOT NULL ORDER BY r.line") do
       local fields = {}
@@ -744,13 +803,16 @@ local function merge_simple(ctx, spec)
       set[#set + 1] = f.col .. " = " .. (f.expr or ("s." .. f.stage))
     end
   end
+  -- (a file with none of the optional columns compares nothing: a row is
+  -- new or unchanged)
+  local ch = #cmp > 0 and changed_expr(cmp) or "''"
   db.exec("INSERT INTO registry_stage(line, id, note) SELECT line - " .. RES .. ", tid, substr(ch, 2) FROM ("
-    .. "SELECT s.line, t.id AS tid, CASE WHEN t.id IS NULL THEN NULL ELSE " .. changed_expr(cmp) .. " END AS ch"
+    .. "SELECT s.line, t.id AS tid, CASE WHEN t.id IS NULL THEN NULL ELSE " .. ch .. " END AS ch"
     .. " FROM registry_stage s LEFT JOIN " .. spec.table .. " t ON " .. spec.match
     .. " WHERE s.line > 0 AND s.err IS NULL) WHERE tid IS NULL OR ch <> '' ORDER BY line")
   ctx.cmd.progress(1, 3, "merging")
   local changed = 0
-  for _, pass in ipairs(spec.update_passes or { "" }) do
+  for _, pass in ipairs(#set > 0 and (spec.update_passes or { "" }) or {}) do
     changed = changed + db.exec("UPDATE " .. spec.table .. " SET " .. concat(set, ", ")
       .. J .. " AND r.id IS NOT NULL AND " .. spec.table .. ".id = r.id" .. pass)
   end
@@ -790,7 +852,7 @@ end
 function merge.pairings(ctx)
   merge_simple(ctx, {
     table = "pairings", match = "t.id = s.c5",
-    fields = { { key = "until", col = '"until"', stage = "c4" } },
+    fields = { { key = "until", col = '"until"', stage = "c4", optional = true } },
     -- Ends first, so that the two-at-a-time rule holds at every step.
     update_passes = { " AND s.c4 IS NOT NULL", " AND s.c4 IS NULL" },
     insert_cols = 'child_id, person_id, since, "until"', insert_vals = "s.c1, s.c2, s.c3, s.c4",
@@ -818,15 +880,39 @@ end
 
 -- ------------------------------------------------------------- the command
 
+-- A path as written, tidied for comparing two names of one file: "./"
+-- steps and doubled slashes go ("./p2.csv" is "p2.csv", "a//b" "a/b").
+-- Without the file system a link or an absolute path escapes it.
+local function tidy_path(p)
+  p = p:gsub("/+", "/")
+  repeat
+    local n
+    p, n = p:gsub("/%./", "/")
+  until n == 0
+  while p:sub(1, 2) == "./" do p = p:sub(3) end
+  if #p > 1 then p = p:gsub("/%.?$", "") end
+  return p
+end
+
+local function same_path(a, b)
+  return tidy_path(a) == tidy_path(b)
+end
+
 local function parse_args(args)
   local o = { kind = "children", encoding = "auto" }
   local i = 1
   while i <= #args do
     local a = args[i]
+    -- An option's value; never another option (--skip-bad --dry-run would
+    -- write the rejects to a file named --dry-run).
     local function val()
       i = i + 1
-      if not args[i] then error({ usage = a .. " needs a value" }) end
-      return args[i]
+      local v = args[i]
+      if not v then error({ usage = a .. " needs a value" }) end
+      if v:sub(1, 1) == "-" and v ~= "-" then
+        error({ usage = ('%s needs a value (got the option "%s")'):format(a, v) })
+      end
+      return v
     end
     if a == "--kind" then
       o.kind = val()
@@ -838,7 +924,7 @@ local function parse_args(args)
       o.dry = true
     elseif a == "--help" or a == "-h" then
       o.help = true
-    elseif a:sub(1, 2) == "--" then
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
       error({ usage = "unknown option " .. a })
     elseif o.file then
       error({ usage = "one FILE only (got " .. o.file .. " and " .. a .. ")" })
@@ -849,7 +935,9 @@ local function parse_args(args)
   end
   if o.help then return o end
   if not o.file then error({ usage = "FILE missing" }) end
-  if o.skip == o.file then error({ usage = "--skip-bad: the rejects need a file of their own" }) end
+  if o.skip and same_path(o.skip, o.file) then
+    error({ usage = "--skip-bad: the rejects need a file of their own (not the input " .. o.file .. ")" })
+  end
   if not kinds[o.kind] then error({ usage = "--kind: expected children, schools, people or pairings" }) end
   if o.encoding ~= "auto" and o.encoding ~= "utf-8" and o.encoding ~= "gbk" and o.encoding ~= "gb18030" then
     error({ usage = "--encoding: expected auto, utf-8 or gbk" })
@@ -896,6 +984,7 @@ local function write_rejects(ctx, o, header)
   for row in host.db.rows("SELECT line, err FROM registry_stage WHERE line > 0 AND err IS NOT NULL ORDER BY line") do
     while f and line < row.line do f, line = r:next() end
     if f and line == row.line then
+      if ctx.errcol and #f >= ctx.errcol then table.remove(f, ctx.errcol) end
       local out = {}
       for i = 1, math.max(ctx.ncols, #f) do out[i] = f[i] or "" end
       while #out > ctx.ncols and out[#out] == "" do out[#out] = nil end
@@ -936,7 +1025,7 @@ local function run(host, cmd)
   end
   header[1] = header[1] and header[1]:gsub("^\239\187\191", "")
   local kind = kinds[o.kind]
-  local ix, name, ncols = map_header(o.kind, header)
+  local ix, name, ncols, errcol = map_header(o.kind, header)
   if not ix then
     r:close()
     for _, e in ipairs(name) do cmd.err(("%s:%d: %s"):format(file, hline, e)) end
@@ -944,7 +1033,7 @@ local function run(host, cmd)
   end
   local today = host.date()
   local ctx = {
-    host = host, cmd = cmd, kind_name = o.kind, ix = ix, name = name, ncols = ncols,
+    host = host, cmd = cmd, kind_name = o.kind, ix = ix, name = name, ncols = ncols, errcol = errcol,
     today = ("%04d-%02d-%02d"):format(today.year, today.month, today.day),
     encoding = r.encoding, rows = 0, bad = 0, good = 0, school_ids = {},
   }
@@ -957,6 +1046,7 @@ local function run(host, cmd)
     t0 = t
   end
   local outcome -- "refused", "dry" or nil
+  local events = {} -- { topic, data }, emitted after the commit
   local ok2, err = pcall(host.db.tx, function()
     local db = host.db
     db.exec("DELETE FROM registry_stage")
@@ -990,6 +1080,8 @@ local function run(host, cmd)
         break
       end
       rows = rows + 1
+      -- what a rejects file said was wrong: not data
+      if errcol and #f >= errcol then table.remove(f, errcol) end
       local base = k * per
       local errs
       if #f > ncols then
@@ -1039,10 +1131,15 @@ local function run(host, cmd)
       error("dry run")
     end
     if bad > 0 then write_rejects(ctx, o, header) end
+    -- The events wait for the commit: the bus keeps what is emitted even
+    -- when the transaction then rolls back, and subscribers would hear of
+    -- changes that never happened.
     local each = ctx.counts.added + ctx.counts.changed <= EVENTS_MAX
-    if ctx.events and each then ctx.events() end
-    host.emit("registry.imported", { kind = o.kind, added = ctx.counts.added, changed = ctx.counts.changed,
-      left = ctx.counts.left, each = each })
+    if ctx.events and each then
+      ctx.events(function(topic, data) events[#events + 1] = { topic, data } end)
+    end
+    events[#events + 1] = { "registry.imported", { kind = o.kind, added = ctx.counts.added,
+      changed = ctx.counts.changed, left = ctx.counts.left, each = each } }
     ctx.lap("events")
     host.audit("registry.import", o.kind, ("rows=%d added=%d changed=%d unchanged=%d left=%d bad=%d encoding=%s")
       :format(rows, ctx.counts.added, ctx.counts.changed, ctx.good - ctx.counts.added - ctx.counts.changed,
@@ -1056,6 +1153,8 @@ local function run(host, cmd)
   if not ok2 then
     if outcome == "refused" then return 1 end
     if outcome ~= "dry" then error(err, 0) end
+  else
+    for _, e in ipairs(events) do host.emit(e[1], e[2]) end
   end
   cmd.print(summary(ctx, o))
   return 0

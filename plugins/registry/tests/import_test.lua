@@ -185,3 +185,177 @@ test("a bad file changes nothing; --skip-bad keeps the rejects and imports the r
     "" }, "\r\n"))
   t.eq(host.db.one("SELECT name, class FROM children WHERE id > 2"), { name = "赵六", class = "一年级1班" })
 end)
+
+-- The guardianships of a child, "person:relation:primary:workplace".
+local function card(child)
+  local out = {}
+  for r in host.db.rows([[SELECT p.name || ':' || g.relation || ':' || g.is_primary || ':'
+      || coalesce(g.workplace, '') AS x FROM guardianships g JOIN people p ON p.id = g.person_id
+      WHERE g.child_id = ? ORDER BY g.relation, p.name]], child) do
+    out[#out + 1] = r.x
+  end
+  return out
+end
+
+test("a parent's columns left out of the file keep the card's parent; empty ones remove them", function(t)
+  fixtures(t)
+  local before = { "张大山:father:0:广东东莞", "李秀英:mother:0:", "张德福:paternal_grandparent:1:" }
+  t.eq(card(1), before)
+  -- No mother's columns, no father's phone or workplace: nothing changed.
+  local head = "姓名,性别,出生日期,学校,班级,村,外出,外出时间,状态,学习表现,父亲姓名,监护人姓名,监护人关系,监护人电话,备注"
+  local function file(class)
+    return table.concat({ head,
+      "张小明,男,2016-03-07,阳光小学," .. class .. ',李家村,父母,2022-02-01,留守,中,张大山,张德福,祖父母,13700001111,'
+        .. '"喜欢画画, 也爱""唱歌"""',
+      "王小军,男,2015-11-02,红星小学,四年级2班,,母亲,,留守,,,张德福,其他亲属,13700001111,", "" }, "\n")
+  end
+  t.write("kids.csv", file("三年级1班"))
+  local status, out, err = t.command("registry import", { "kids.csv" })
+  t.eq(status, 0, err)
+  t.contains(out, "children: 2 rows: 0 added, 0 changed, 2 unchanged")
+  t.eq(card(1), before)
+  -- Another class: the card is written again, with the same parents.
+  t.write("kids.csv", file("四年级1班"))
+  status, out = t.command("registry import", { "kids.csv" })
+  t.eq(status, 0)
+  t.contains(out, "0 added, 1 changed, 1 unchanged")
+  local ev = t.events()
+  t.eq(ev[#ev - 1].data, { child = 1, school = 1, class = "四年级1班", fields = { "class" } })
+  t.eq(card(1), before)
+  t.eq(host.db.one("SELECT phone FROM people WHERE name = '张大山'").phone, "+8613912345678")
+  -- The grandfather no longer the guardian, the mother is: the father,
+  -- left out, stays, and is still not the primary guardian.
+  t.write("kids.csv", "姓名,性别,出生日期,学校,班级,外出,监护人姓名,监护人关系,监护人电话\n"
+    .. "张小明,男,2016-03-07,阳光小学,四年级1班,父母,李秀英,母亲,13600001111\n")
+  status, out = t.command("registry import", { "kids.csv" })
+  t.eq(status, 0)
+  t.contains(out, "0 added, 1 changed, 0 unchanged")
+  t.eq(card(1), { "张大山:father:0:广东东莞", "李秀英:mother:1:" })
+  t.eq(host.db.one("SELECT phone FROM people p JOIN guardianships g ON g.person_id = p.id"
+    .. " WHERE g.child_id = 1 AND g.relation = 'mother'").phone, "+8613600001111")
+  -- The mother's columns there but empty: no mother on the card.
+  t.write("kids.csv", "姓名,性别,出生日期,学校,班级,外出,母亲姓名,母亲电话,监护人姓名,监护人关系,监护人电话\n"
+    .. "张小明,男,2016-03-07,阳光小学,四年级1班,父母,,,张德福,祖父母,13700001111\n")
+  status, out = t.command("registry import", { "kids.csv" })
+  t.eq(status, 0)
+  t.contains(out, "0 added, 1 changed, 0 unchanged")
+  t.eq(card(1), { "张大山:father:0:广东东莞", "张德福:paternal_grandparent:1:" })
+  t.eq(host.db.one("SELECT count(*) AS n FROM people WHERE name = '李秀英'").n, 0)
+end)
+
+test("pairings without an end-date column leave ended pairings ended", function(t)
+  fixtures(t)
+  t.exec([[INSERT INTO people(id, ukey, kind, name, phone) VALUES
+    (2, '陈志|+8613800000002', 'volunteer', '陈志', '+8613800000002')]])
+  local status, _, err = t.command("registry pair", { "张小明", "陈志", "--since", "2026-03-01" })
+  t.eq(status, 0, err)
+  status, _, err = t.command("registry unpair", { "张小明", "陈志", "--date", "2026-06-30" })
+  t.eq(status, 0, err)
+  t.write("pairs.csv", "学生姓名,学校,出生日期,结对人,结对人电话,开始日期\n"
+    .. "张小明,阳光小学,2016-03-07,陈志,13800000002,2026-03-01\n"
+    .. "张小明,阳光小学,2016-03-07,王丽,13800000001,2026-09-01\n")
+  local out
+  status, out, err = t.command("registry import", { "pairs.csv", "--kind", "pairings" })
+  t.eq(status, 0, err)
+  t.contains(out, "pairings: 2 rows: 1 added, 0 changed, 1 unchanged; 0 active pairings in the registry")
+  t.eq(rows([[SELECT person_id, since, "until" FROM pairings ORDER BY id]]), {
+    { person_id = 2, since = "2026-03-01", ["until"] = "2026-06-30" },
+    { person_id = 1, since = "2026-09-01" } })
+  -- With the column, an empty end date still reopens it.
+  t.write("pairs.csv", "学生姓名,学校,出生日期,结对人,结对人电话,开始日期,结束日期\n"
+    .. "张小明,阳光小学,2016-03-07,陈志,13800000002,2026-03-01,\n")
+  status, out = t.command("registry import", { "pairs.csv", "--kind", "pairings" })
+  t.eq(status, 0)
+  t.contains(out, "0 added, 1 changed, 0 unchanged")
+  t.eq(host.db.one([[SELECT "until" FROM pairings WHERE person_id = 2]]), {})
+end)
+
+test("an option's value is not another option; the rejects are not the input", function(t)
+  fixtures(t)
+  t.command("registry export", { "-o", "kids.csv" })
+  local cases = {
+    { { "--skip-bad", "--dry-run", "kids.csv" },
+      'registry import: --skip-bad needs a value (got the option "--dry-run")' },
+    { { "kids.csv", "--kind", "--dry-run" }, 'registry import: --kind needs a value (got the option "--dry-run")' },
+    { { "kids.csv", "--skip-bad", "kids.csv" }, "registry import: --skip-bad: the rejects need a file of their own" },
+    { { "kids.csv", "--skip-bad", "./kids.csv" }, "registry import: --skip-bad: the rejects need a file of their own" },
+    { { ".//kids.csv", "--skip-bad", "./././kids.csv" }, "the rejects need a file of their own" },
+    { { "kids.csv", "-x" }, "registry import: unknown option -x" },
+  }
+  for _, c in ipairs(cases) do
+    local status, out, err = t.command("registry import", c[1])
+    t.eq(status, 2, table.concat(c[1], " "))
+    t.eq(out, "")
+    t.contains(err, c[2])
+  end
+  local before = t.read("kids.csv")
+  local status, _, err = t.command("registry export", { "-o", "--school", "阳光小学" })
+  t.eq(status, 2)
+  t.contains(err, 'registry export: -o needs a value (got the option "--school")')
+  status, _, err = t.command("registry export", { "--school", "-o", "x.csv" })
+  t.eq(status, 2)
+  t.contains(err, 'registry export: --school needs a value (got the option "-o")')
+  -- "-" is standard output
+  local out
+  status, out = t.command("registry export", { "--kind", "schools", "-o", "-" })
+  t.eq(status, 0)
+  t.contains(out, "学校,乡镇,在校学生数\r\n")
+  t.eq(t.read("kids.csv"), before)
+end)
+
+test("a rejects file, fixed, imports: its 错误 column is not data", function(t)
+  fixtures(t)
+  t.write("kids.csv", table.concat({
+    "姓名,性别,出生日期,学校,班级,外出,监护人姓名,监护人关系,监护人电话",
+    "李四,男,2016-02-30,阳光小学,一年级1班,父母,李爷,爷爷,13700001112",
+    "赵六,女,2016-02-29,红星小学,一年级1班,父母,赵奶奶,奶奶,13700001113",
+  }, "\n") .. "\n")
+  local status = t.command("registry import", { "kids.csv", "--skip-bad", "rejects.csv" })
+  t.eq(status, 0)
+  local fixed = t.read("rejects.csv"):gsub("2016%-02%-30,", "2016-02-28,", 1)
+  t.write("fixed.csv", fixed)
+  local out, err
+  status, out, err = t.command("registry import", { "fixed.csv" })
+  t.eq(status, 0, err)
+  t.eq(err, "")
+  t.contains(out, "children: 1 rows: 1 added, 0 changed, 0 unchanged")
+  t.eq(host.db.one("SELECT birth_date FROM children WHERE name = '李四'").birth_date, "2016-02-28")
+  -- Still bad: the new rejects say what is wrong now, once.
+  t.write("fixed.csv", (fixed:gsub("阳光小学", "阳光中学")))
+  t.exec("DELETE FROM guardianships WHERE child_id IN (SELECT id FROM children WHERE name = '李四')")
+  t.exec("DELETE FROM children WHERE name = '李四'")
+  status = t.command("registry import", { "fixed.csv", "--skip-bad", "rejects2.csv" })
+  t.eq(status, 0)
+  t.eq(t.read("rejects2.csv"), table.concat({
+    "姓名,性别,出生日期,学校,班级,外出,监护人姓名,监护人关系,监护人电话,错误",
+    '李四,男,2016-02-28,阳光中学,一年级1班,父母,李爷,爷爷,13700001112,'
+      .. '"学校: unknown school (got ""阳光中学"", expected a school in the registry: did you mean 阳光小学?)"',
+    "" }, "\r\n"))
+  -- 错误 anywhere but last is an unknown column, as before
+  local _, errs = import.map_header("schools", { "学校", "错误", "在校学生数" })
+  t.contains(errs[1], 'unknown column "错误"')
+  local ix, _, n, errcol = import.map_header("schools", { "学校", "在校学生数", "Error", "" })
+  t.eq({ ix, n, errcol }, { { name = 1, enrolment = 2 }, 2, 3 })
+end)
+
+test("events wait for the commit: an import rolled back tells no one", function(t)
+  fixtures(t)
+  t.command("registry export", { "-o", "kids.csv" })
+  t.exec("UPDATE children SET class = '五年级1班' WHERE id = 1")
+  t.events()
+  -- The import's last statement fails, after the merge.
+  t.exec([[CREATE TRIGGER stage_stuck BEFORE DELETE ON registry_stage
+    BEGIN SELECT RAISE(ABORT, 'disk on fire'); END]])
+  local status, out, err = t.command("registry import", { "kids.csv" })
+  t.eq(status, 1)
+  t.eq(out, "")
+  t.contains(err, "disk on fire")
+  t.eq(t.events(), {})
+  t.eq(host.db.one("SELECT class FROM children WHERE id = 1").class, "五年级1班")
+  t.exec("DROP TRIGGER stage_stuck")
+  status = t.command("registry import", { "kids.csv" })
+  t.eq(status, 0)
+  local topics = {}
+  for _, e in ipairs(t.events()) do topics[#topics + 1] = e.topic end
+  t.eq(topics, { "registry.child_changed", "registry.imported" })
+end)
