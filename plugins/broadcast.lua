@@ -7,8 +7,11 @@
 -- It finds the recipients in the registry (each number once), prints a
 -- preview (how many, per school, an example of the text as it will read,
 -- SMS parts), asks for confirmation, then queues one message per number in
--- one transaction. Keys name the broadcast and the number, so running the
--- same broadcast again queues nothing twice. Quiet hours, rates and daily
+-- one transaction. Keys name the broadcast and the recipient (the
+-- person's id, or for a number several people share the first 16 hex
+-- digits of its SHA-256: never the number, which the core publishes
+-- unmasked in message events and logs), so running the same broadcast
+-- again queues nothing twice. Quiet hours, rates and daily
 -- caps are the core's: a broadcast queued at night waits for the morning.
 
 local USAGE = "broadcast (--text T | --template NAME [--params k=v,...]) --to guardians|parents|teachers"
@@ -162,9 +165,11 @@ local function recipients(a, school)
     else
       local r = by_phone[row.phone]
       if not r then
-        r = { phone = row.phone, name = row.name, school = row.school, children = {}, seen = {} }
+        r = { phone = row.phone, person = row.id, name = row.name, school = row.school, children = {}, seen = {} }
         by_phone[row.phone] = r
         list[#list + 1] = r
+      elseif r.person ~= row.id then
+        r.person = false -- a number several people share
       end
       if row.child_id and not r.seen[row.child_id] then
         r.seen[row.child_id] = true
@@ -290,7 +295,8 @@ local function run(cmd)
   local id = broadcast_id(a, school)
   local function queue(r, m)
     m.to = r.phone
-    m.key = ("broadcast:%s:%s"):format(id, r.phone)
+    m.key = ("broadcast:%s:%s"):format(id, r.person and tostring(r.person)
+                                             or host.crypto.sha256_hex(r.phone):sub(1, 16))
     m.not_before = a.at
     m.channel = a.channel or opts.channel or nil
     m.meta = { broadcast = id }

@@ -5,7 +5,9 @@
 -- parent at home) not contacted yet
 -- this month; on the 15th, a second one listing those still not contacted.
 -- A contact is logged in the registry's contact_log as guardian_contact
--- (`yizhan registry log guardian-contact CHILD`).
+-- (`yizhan registry log guardian-contact CHILD`); one about any child in
+-- a guardian's care counts for all of them. A term that starts after the
+-- 1st gets its first month's lists on its first day (term_start_at).
 --
 -- One set-based query per run; keys "checkin:teacher:<person>:<month>" and
 -- "checkin:teacher:<person>:<month>:remind" make a rerun send nothing twice.
@@ -100,9 +102,13 @@ function checkin(month, remind, over)
                              AND g.relation NOT IN ('father', 'mother')
         JOIN people gp ON gp.id = g.person_id
         WHERE c.status = 'active'
-          AND NOT EXISTS (SELECT 1 FROM contact_log l
-                          WHERE l.child_id = c.id AND l.kind = 'guardian_contact'
-                            AND l.on_date >= :from AND l.on_date < :to)
+          -- Contacted this month about any child in her care (a
+          -- grandmother of two siblings is talked with once, about both).
+          AND NOT EXISTS (SELECT 1 FROM guardianships g2
+                            JOIN contact_log l ON l.child_id = g2.child_id
+                           WHERE g2.person_id = g.person_id AND g2.is_primary = 1
+                             AND l.kind = 'guardian_contact'
+                             AND l.on_date >= :from AND l.on_date < :to)
         GROUP BY ct.id, g.person_id
       ) x
       GROUP BY x.teacher
@@ -166,6 +172,18 @@ local function job(remind)
   end
 end
 
+-- The first day of a term that starts after the 1st of its month (a spring
+-- term on 22 February): the 1st fell in the holidays and sent nothing, so
+-- the month's lists go now. The keys are per month: never twice.
+local function term_start(run)
+  local day = day_of(run.scheduled)
+  if not host.options.only_in_term or day:sub(9) == "01" then return end
+  if in_term(day:sub(1, 8) .. "01") or not in_term(day) then return end
+  host.log.info("a term starts after the 1st: the month's guardian check-in lists go on its first day",
+                { job = run.job, day = day })
+  return checkin(day:sub(1, 7), false)
+end
+
 return {
   name = "guardian_checkin",
   version = "1.0.0",
@@ -174,6 +192,7 @@ return {
   access = { read = { "children", "people", "guardianships", "contact_log" }, send = true },
   options = {
     at = "0 9 1 * *",          -- the month's list (the 1st, 09:00)
+    term_start_at = "on term.start 09:00", -- the list of a month whose 1st is before its term; "": none
     remind_at = "0 9 15 * *",  -- those still not contacted; "": no second SMS
     only_in_term = true,       -- nothing when the school calendar says holidays
     max_names = 6,             -- guardians listed, then "等N位" (2-3 SMS parts)
@@ -187,6 +206,10 @@ return {
   setup = function(h, opts)
     host = h
     h.cron("list", opts.at, job(false), { grace = 7 * DAY })
+    -- (A calendar without terms runs every month from the 1st: no term starts.)
+    if not off(opts.term_start_at) and h.calendar.next_school_day("1970-01-05") then
+      h.cron("term_start", opts.term_start_at, term_start, { grace = 7 * DAY })
+    end
     if not off(opts.remind_at) then
       h.cron("remind", opts.remind_at, job(true), { grace = 3 * DAY })
     end

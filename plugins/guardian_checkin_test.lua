@@ -37,6 +37,7 @@ test("the jobs: the list on the 1st, the reminder on the 15th", function(t)
   for _, j in ipairs(t.jobs()) do jobs[j.name] = j end
   t.eq(jobs.list.next, "2026-09-01T09:00:00+08:00")
   t.eq(jobs.remind.next, "2026-09-15T09:00:00+08:00")
+  t.eq(jobs.term_start.spec, "on term.start 09:00")
 end)
 
 test("on the 1st each class teacher gets the guardians to contact", function(t)
@@ -58,25 +59,24 @@ end)
 test("a logged guardian contact takes the guardian off; the 15th lists who is left", function(t)
   t.clock.set("2026-10-01 08:00")
   fixture(t)
-  log(t, 1, "guardian_contact", "2026-10-01") -- 张小明's: 李秀英 stays for 张小刚
   log(t, 6, "guardian_contact", "2026-10-01") -- 欧阳春: off
   log(t, 2, "guardian_contact", "2026-09-28") -- last month's: still listed
   log(t, 3, "letter", "2026-10-01")           -- a letter is not a guardian contact
   t.advance("1h")
   t.eq(sent(t), {
     { to = "+8613800000001", at = "2026-10-01 09:00", key = "checkin:teacher:1:2026-10",
-      text = list("王芳", 1, "李秀英（张*刚的祖父母）") },
+      text = list("王芳", 1, "李秀英（张*明、张*刚的祖父母）") },
     { to = "+8613800000002", at = "2026-10-01 09:00", key = "checkin:teacher:2:2026-10",
       text = list("李强", 2, "李秀英（张*红的祖父母）、周桂兰（王*军的外祖父母）") },
   })
+  -- 李秀英 is talked with about 张小刚: off both lists, for all three.
   log(t, 7, "guardian_contact", "2026-10-10")
-  log(t, 3, "guardian_contact", "2026-10-12")
   t.clock.set("2026-10-15 08:00")
   t.advance("1h")
   local s = sent(t)
   t.eq(#s, 3) -- 王芳 has contacted all of hers: nothing for her
   t.eq(s[3], { to = "+8613800000002", at = "2026-10-15 09:00", key = "checkin:teacher:2:2026-10:remind",
-               text = again("李强", 1, "李秀英（张*红的祖父母）") })
+               text = again("李强", 1, "周桂兰（王*军的外祖父母）") })
 end)
 
 test("a rerun of the month sends nothing twice", function(t)
@@ -128,6 +128,24 @@ test("nothing in the winter holiday", function(t)
   t.contains(table.concat(t.logs(), "\n"), "not in a term of the school calendar")
 end)
 
+test("a term starting after the 1st gets the month's lists on its first day (or the days after)", function(t)
+  -- 2027春 starts on Monday 22 February; the PC is off until Wednesday.
+  t.clock.set("2027-02-24 10:00")
+  fixture(t)
+  t.logs()
+  t.advance("1m")
+  t.eq(sent(t), {
+    { to = "+8613800000001", at = "2027-02-24 10:00", key = "checkin:teacher:1:2027-02",
+      text = list("王芳", 2, "李秀英（张*明、张*刚的祖父母）、欧阳春（欧**雪的亲属）") },
+    { to = "+8613800000002", at = "2027-02-24 10:00", key = "checkin:teacher:2:2027-02",
+      text = list("李强", 2, "李秀英（张*红的祖父母）、周桂兰（王*军的外祖父母）") },
+  })
+  t.contains(table.concat(t.logs(), "\n"), "a term starts after the 1st")
+  checkin("2027-02") -- the keys hold
+  t.advance("1m")
+  t.eq(#t.sent(), 2)
+end)
+
 test("a long list names max_names guardians, then 等N位, in a few SMS parts", function(t)
   t.clock.set("2027-03-01 08:00")
   fixture(t)
@@ -143,7 +161,30 @@ test("a long list names max_names guardians, then 等N位, in a few SMS parts", 
   t.advance("1h")
   local m = t.sent()[2]
   t.eq(m.to, "+8613800000002")
+  t.eq(m.key, "checkin:teacher:2:2027-03")
   t.eq(m.text, list("李强", 12, "李秀英（张*红的祖父母）、周桂兰（王*军的外祖父母）、黄秀兰（孙*1的外祖父母）、"
                       .. "杨桂英（孙*2的外祖父母）、吴玉兰（孙*3的外祖父母）、何淑珍（孙*4的外祖父母）等12位"))
   t.ok(m.parts <= 3, "at most 3 SMS parts, got " .. m.parts)
+end)
+
+test("a guardian contacted about one child is off the list for all the children in her care", function(t)
+  t.clock.set("2027-04-01 08:00")
+  fixture(t)
+  -- 李秀英 cares for 张小明 and 张小刚 (三年级1班) and 张小红 (三年级2班).
+  log(t, 7, "guardian_contact", "2027-04-01")
+  t.advance("1h")
+  t.eq(sent(t), {
+    { to = "+8613800000001", at = "2027-04-01 09:00", key = "checkin:teacher:1:2027-04",
+      text = list("王芳", 1, "欧阳春（欧**雪的亲属）") },
+    { to = "+8613800000002", at = "2027-04-01 09:00", key = "checkin:teacher:2:2027-04",
+      text = list("李强", 1, "周桂兰（王*军的外祖父母）") },
+  })
+  -- A contact logged for a child of whom she is not the primary guardian
+  -- does not count for her.
+  t.clock.set("2027-05-01 08:00")
+  t.exec("UPDATE guardianships SET is_primary = 0 WHERE child_id = 7")
+  t.exec("INSERT INTO guardianships(child_id, person_id, relation, is_primary) VALUES (7, 13, 'mother', 1)")
+  log(t, 7, "guardian_contact", "2027-05-01")
+  t.advance("1h")
+  t.eq(sent(t)[3].text, list("王芳", 2, "李秀英（张*明的祖父母）、欧阳春（欧**雪的亲属）"))
 end)

@@ -19,8 +19,11 @@
 -- Recipients: the father and mother (with a phone) and the primary guardian
 -- of each active child of the meeting's schools; each number ONCE per
 -- meeting, naming all its children (a grandmother caring for two
--- grandchildren gets one SMS). Keys "meeting:<id>:<E.164>:invite" and
--- ":remind". Quiet hours are the core's.
+-- grandchildren gets one SMS). Keys "meeting:<id>:<who>:invite" and
+-- ":remind", <who> the person's id, or for a number several people share
+-- the first 16 hex digits of its SHA-256: never the number itself, which
+-- the core would publish unmasked in message events and logs. Quiet hours
+-- are the core's.
 --   yizhan eval guardian_meeting 'invite({ date = "2026-11-14 09:00", name = "期中家长会" })'
 -- luacheck: globals invite remind sessions_run meeting_of
 
@@ -130,6 +133,13 @@ local function send(o, to, key, text_opt, tpl_opt, params)
   return pcall(host.send, msg)
 end
 
+-- The recipient in a key: the person with the number, or, when several
+-- people share it, a hash of the number (one number, one message).
+local function who(cur)
+  if cur.person then return tostring(cur.person) end
+  return host.crypto.sha256_hex(cur.phone):sub(1, 16)
+end
+
 -- Sends the invitation ("invite") or the reminder ("remind") of a meeting
 -- to each of its numbers once. Returns a summary.
 local function notify(kind, mt, over)
@@ -150,7 +160,7 @@ local function notify(kind, mt, over)
     parents = mt.to ~= "guardians" and 1 or 0, guardians = mt.to ~= "parents" and 1 or 0,
     all = schools and 0 or 1, schools = schools or "",
   }
-  local who = [[
+  local audience = [[
     FROM children c
     JOIN schools s ON s.id = c.school_id
     JOIN guardianships g ON g.child_id = c.id
@@ -158,7 +168,7 @@ local function notify(kind, mt, over)
     WHERE c.status = 'active'
       AND ((:parents AND g.relation IN ('father', 'mother')) OR (:guardians AND g.is_primary = 1))
       AND (:all OR instr(:schools, char(31) || s.name || char(31)) > 0)]]
-  sum.no_phone = host.db.one("SELECT count(DISTINCT p.id) AS n " .. who .. " AND p.phone IS NULL", args).n
+  sum.no_phone = host.db.one("SELECT count(DISTINCT p.id) AS n " .. audience .. " AND p.phone IS NULL", args).n
   local max = math.max(1, math.tointeger(o.max_names) or 3)
   local cur
   local function flush()
@@ -167,7 +177,7 @@ local function notify(kind, mt, over)
     for i = 1, math.min(#cur.kids, max) do names[i] = cur.kids[i] end
     local child = table.concat(names, "、")
     if #cur.kids > max then child = child .. "等" .. #cur.kids .. "个孩子" end
-    local ok, res = send(o, cur.phone, "meeting:" .. mt.id .. ":" .. cur.phone .. ":" .. kind,
+    local ok, res = send(o, cur.phone, "meeting:" .. mt.id .. ":" .. who(cur) .. ":" .. kind,
                          kind .. "_text", kind .. "_template", {
                            child = child, school = table.concat(cur.schools, "、"),
                            meeting = mt.name, date = when(mt),
@@ -182,12 +192,14 @@ local function notify(kind, mt, over)
     end
   end
   host.db.tx(function()
-    for row in host.db.rows("SELECT DISTINCT p.phone AS phone, c.id AS child, c.name AS name, s.name AS school, "
-                            .. "s.id AS sid " .. who .. " AND p.phone IS NOT NULL ORDER BY p.phone, s.id, c.id",
-                            args) do
+    for row in host.db.rows("SELECT DISTINCT p.phone AS phone, p.id AS pid, c.id AS child, c.name AS name, "
+                            .. "s.name AS school, s.id AS sid " .. audience
+                            .. " AND p.phone IS NOT NULL ORDER BY p.phone, s.id, c.id", args) do
       if not cur or cur.phone ~= row.phone then
         flush()
-        cur = { phone = row.phone, kids = {}, seen = {}, schools = {}, school_seen = {} }
+        cur = { phone = row.phone, person = row.pid, kids = {}, seen = {}, schools = {}, school_seen = {} }
+      elseif cur.person ~= row.pid then
+        cur.person = false -- a number several people share
       end
       if not cur.seen[row.child] then
         cur.seen[row.child] = true

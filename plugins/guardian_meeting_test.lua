@@ -62,18 +62,18 @@ test("a session: each number invited once, a week before; reminded the day befor
   local date = "11月14日（周六）9:00"
   t.eq(sent(t), {
     -- The father of two: one SMS naming both.
-    { to = "+8613700000012", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613700000012:invite",
+    { to = "+8613700000012", at = "2026-11-07 12:00", key = "meeting:2026-11-14:12:invite",
       text = inv("张*明、张*红", "城关小学", date, "期中家长会") },
-    { to = "+8613700000013", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613700000013:invite",
+    { to = "+8613700000013", at = "2026-11-07 12:00", key = "meeting:2026-11-14:13:invite",
       text = inv("张*明", "城关小学", date, "期中家长会") },
-    { to = "+8613700000019", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613700000019:invite",
+    { to = "+8613700000019", at = "2026-11-07 12:00", key = "meeting:2026-11-14:19:invite",
       text = inv("刘*华", "河西小学", date, "期中家长会") },
     -- The grandmother caring for both: one SMS too.
-    { to = "+8613900000011", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613900000011:invite",
+    { to = "+8613900000011", at = "2026-11-07 12:00", key = "meeting:2026-11-14:11:invite",
       text = inv("张*明、张*红", "城关小学", date, "期中家长会") },
-    { to = "+8613900000014", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613900000014:invite",
+    { to = "+8613900000014", at = "2026-11-07 12:00", key = "meeting:2026-11-14:14:invite",
       text = inv("王*军", "城关小学", date, "期中家长会") },
-    { to = "+8613900000018", at = "2026-11-07 12:00", key = "meeting:2026-11-14:+8613900000018:invite",
+    { to = "+8613900000018", at = "2026-11-07 12:00", key = "meeting:2026-11-14:18:invite",
       text = inv("欧**雪", "城关小学", date, "期中家长会") },
   })
   -- The daily check goes on until the day before: nothing twice.
@@ -91,7 +91,7 @@ test("a session: each number invited once, a week before; reminded the day befor
   t.advance("1m")
   local r = sent(t, 7)
   t.eq(#r, 6)
-  t.eq(r[4], { to = "+8613900000011", at = "2026-11-13 19:00", key = "meeting:2026-11-14:+8613900000011:remind",
+  t.eq(r[4], { to = "+8613900000011", at = "2026-11-13 19:00", key = "meeting:2026-11-14:11:remind",
                text = rem("张*明、张*红", "城关小学", date, "期中家长会") })
   t.eq(sessions_run("invite", "2026-11-14", opts), 0) -- the day itself: no invitation
 end)
@@ -121,7 +121,7 @@ test("a session for parents or guardians only, in one school", function(t)
   t.eq({ s.numbers, s.no_phone }, { 0, 1 }) -- 孙建平 has no phone
   t.advance("1m")
   t.eq(sent(t), {
-    { to = "+8613700000019", at = "2026-11-20 12:00", key = "meeting:hx-parents:+8613700000019:invite",
+    { to = "+8613700000019", at = "2026-11-20 12:00", key = "meeting:hx-parents:19:invite",
       text = inv("刘*华", "河西小学", "11月28日（周六）14:30", "家长学校") },
   })
 end)
@@ -161,21 +161,44 @@ test("the Spring Festival meeting: invitations, then the reminder the day before
   t.advance("1h")
   local date = "2月3日（周三）9:00"
   t.eq(sent(t), {
-    { to = "+8613700000012", at = "2027-01-27 12:00", key = "meeting:spring-2027:+8613700000012:invite",
+    { to = "+8613700000012", at = "2027-01-27 12:00", key = "meeting:spring-2027:12:invite",
       text = inv("张*明、张*红", "城关小学", date, "春节家长会") },
-    { to = "+8613700000013", at = "2027-01-27 12:00", key = "meeting:spring-2027:+8613700000013:invite",
+    { to = "+8613700000013", at = "2027-01-27 12:00", key = "meeting:spring-2027:13:invite",
       text = inv("张*明", "城关小学", date, "春节家长会") },
-    { to = "+8613700000019", at = "2027-01-27 12:00", key = "meeting:spring-2027:+8613700000019:invite",
+    { to = "+8613700000019", at = "2027-01-27 12:00", key = "meeting:spring-2027:19:invite",
       text = inv("刘*华", "河西小学", date, "春节家长会") },
-    { to = "+8613900000011", at = "2027-01-27 12:00", key = "meeting:spring-2027:+8613900000011:invite",
+    { to = "+8613900000011", at = "2027-01-27 12:00", key = "meeting:spring-2027:11:invite",
       text = inv("张*明、张*红、刘*华", "城关小学、河西小学", date, "春节家长会") },
-    { to = "+8613900000014", at = "2027-01-27 12:00", key = "meeting:spring-2027:+8613900000014:invite",
+    { to = "+8613900000014", at = "2027-01-27 12:00", key = "meeting:spring-2027:14:invite",
       text = inv("王*军", "城关小学", date, "春节家长会") },
   })
   t.clock.set("2027-02-02 18:00")
   t.advance("1h")
   local r = sent(t, 6)
   t.eq(#r, 5)
-  t.eq(r[1], { to = "+8613700000012", at = "2027-02-02 19:00", key = "meeting:spring-2027:+8613700000012:remind",
+  t.eq(r[1], { to = "+8613700000012", at = "2027-02-02 19:00", key = "meeting:spring-2027:12:remind",
                text = rem("张*明、张*红", "城关小学", date, "春节家长会") })
+end)
+
+test("keys name the person, or a hash of a number several people share, never the number", function(t)
+  t.clock.set("2027-03-01 12:00")
+  t.fixture("county")
+  -- 张小明's mother 王丽 gives her mother-in-law 李秀英's number.
+  t.exec("UPDATE people SET phone = '+8613900000011' WHERE id = 13")
+  local mt = { date = "2027-03-06 09:00", name = "家长会", schools = { "城关小学" }, id = "m1" }
+  t.eq(invite(mt).numbers, 4)
+  t.eq(invite(mt).new, 0) -- the same keys: nothing twice
+  t.advance("1m")
+  local keys = {}
+  for i, m in ipairs(t.sent()) do
+    keys[i] = m.to .. " " .. m.key
+    t.eq(m.key:find("%d%d%d%d%d%d%d"), nil, "no number in " .. m.key)
+  end
+  t.eq(keys, {
+    "+8613700000012 meeting:m1:12:invite",
+    "+8613900000011 meeting:m1:" .. host.crypto.sha256_hex("+8613900000011"):sub(1, 16) .. ":invite",
+    "+8613900000014 meeting:m1:14:invite",
+    "+8613900000018 meeting:m1:18:invite",
+  })
+  t.eq(t.sent()[2].text, inv("张*明、张*红", "城关小学", "3月6日（周六）9:00", "家长会"))
 end)

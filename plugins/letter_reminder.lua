@@ -4,7 +4,9 @@
 -- digest of their children with no letter or call logged this month; around
 -- the 20th, the temporary guardian of each child still missing is asked to
 -- see to it. Letters and calls are logged in the registry's contact_log
--- (`yizhan registry log letter CHILD`).
+-- (`yizhan registry log letter CHILD`). Nothing goes in the holidays; a
+-- term that starts after the 1st gets its first month's digest on its
+-- first day (term_start_at).
 --
 -- Built for a county's whole registry: each run is one set-based query (no
 -- query per child) streamed into one transaction of host.send calls, in
@@ -99,7 +101,8 @@ function remind_teachers(month, over, today)
       FROM (
         SELECT c.name, coalesce(p.person_id, ct.id) AS teacher
         FROM children c
-        LEFT JOIN pairings p ON p.child_id = c.id AND p."until" IS NULL AND p.since <= :today
+        LEFT JOIN pairings p ON p.child_id = c.id AND p.since <= :today
+             AND (p."until" IS NULL OR p."until" > :today)
         LEFT JOIN people ct ON p.person_id IS NULL AND ct.kind = 'teacher'
              AND ct.school_id = c.school_id AND ct.class = c.class
         WHERE c.status = 'active'
@@ -225,6 +228,20 @@ local function job(fn)
   end
 end
 
+-- The first day of a term that starts after the 1st of its month (a spring
+-- term on 22 February): the 1st fell in the holidays and sent nothing, so
+-- the month's digest goes now. The keys are per month: never twice.
+local function term_start_job(fn)
+  return function(run)
+    local day = day_of(run.scheduled)
+    if not host.options.only_in_term or day:sub(9) == "01" then return end
+    if in_term(day:sub(1, 8) .. "01") or not in_term(day) then return end
+    host.log.info("a term starts after the 1st: the month's letter digest goes on its first day",
+                  { job = run.job, day = day })
+    return fn(day:sub(1, 7), nil, day)
+  end
+end
+
 return {
   name = "letter_reminder",
   version = "1.0.0",
@@ -236,6 +253,7 @@ return {
   },
   options = {
     at = "0 9 1 * *",             -- the teachers' digest (each month's 1st, 09:00)
+    term_start_at = "on term.start 09:00", -- the digest of a month whose 1st is before its term; "": none
     guardian_at = "0 18 20 * *",  -- the guardians' reminder, after school; "": none
     only_in_term = true,          -- no reminders when the school calendar says holidays
     max_names = 10,               -- names listed in a digest, then "等N人"
@@ -252,6 +270,10 @@ return {
     -- Generous grace: a township PC off over a long weekend (the 1st of
     -- October is National Day) still sends the month's digest when it is on.
     h.cron("teachers", opts.at, job(remind_teachers), { grace = 7 * DAY })
+    -- (A calendar without terms runs every month from the 1st: no term starts.)
+    if not off(opts.term_start_at) and h.calendar.next_school_day("1970-01-05") then
+      h.cron("term_start", opts.term_start_at, term_start_job(remind_teachers), { grace = 7 * DAY })
+    end
     if not off(opts.guardian_at) then
       h.cron("guardians", opts.guardian_at, job(function(month) return remind_guardians(month) end),
              { grace = 3 * DAY })

@@ -35,6 +35,8 @@ test("the jobs: the 1st at 09:00 for teachers, the 20th at 18:00 for guardians",
   t.eq(jobs.teachers.next, "2026-09-01T09:00:00+08:00")
   t.eq(jobs.guardians.spec, "0 18 20 * *")
   t.eq(jobs.guardians.next, "2026-09-20T18:00:00+08:00")
+  -- A term starting after the 1st of its month: the digest on its first day.
+  t.eq(jobs.term_start.spec, "on term.start 09:00")
 end)
 
 test("on the 1st each proxy parent or class teacher gets one digest", function(t)
@@ -148,7 +150,7 @@ test("a child who returned or graduated, or whose pairing ended, is handled", fu
              "+8613900000014 letter:guardian:3:2027-01" })
 end)
 
-test("nothing in the winter holiday; the spring term's first month is reminded", function(t)
+test("nothing in the winter holiday; the spring term's first month is reminded on its first day", function(t)
   t.clock.set("2027-02-01 08:00")
   t.fixture("county")
   t.logs()
@@ -158,10 +160,20 @@ test("nothing in the winter holiday; the spring term's first month is reminded",
   t.clock.set("2027-02-20 17:00")
   t.advance("2h")
   t.eq(#t.sent(), 0)
+  -- 2027春 starts on Monday 22 February: February's digest goes that
+  -- morning, not in March.
+  t.clock.set("2027-02-22 08:00")
+  t.advance("1h")
+  local keys = {}
+  for i, m in ipairs(t.sent()) do keys[i] = m.at .. " " .. m.key end
+  t.eq(keys, { "2027-02-22 09:00 letter:teacher:1:2027-02", "2027-02-22 09:00 letter:teacher:2:2027-02",
+               "2027-02-22 09:00 letter:teacher:4:2027-02" })
+  t.contains(table.concat(t.logs(), "\n"), "period=2027-02 teachers=3")
   t.clock.set("2027-03-01 08:00")
   t.advance("1h")
-  t.eq(#t.sent(), 3)
-  t.eq(t.sent()[1].at, "2027-03-01 09:00")
+  t.eq(#t.sent(), 6)
+  t.eq(t.sent()[4].at, "2027-03-01 09:00")
+  t.eq(t.sent()[4].key, "letter:teacher:1:2027-03")
 end)
 
 test("a long class is listed up to max_names, then 等N人, in a few SMS parts", function(t)
@@ -196,6 +208,23 @@ test("a template instead of text, when the config names one", function(t)
   t.eq(s.guardians, 0)
   t.eq(s.failed, 4)
   t.contains(table.concat(t.logs(), "\n"), "needs parameter 'date'")
+end)
+
+test("a pairing that ends later this term is still running", function(t)
+  t.clock.set("2027-06-01 08:00")
+  t.fixture("county")
+  t.exec([[UPDATE pairings SET "until" = '2027-06-30' WHERE id = 1]])
+  t.advance("1h")
+  local to = {}
+  for i, m in ipairs(t.sent()) do to[i] = m.key end
+  -- 王小军's proxy parent 陈静 (person 4) is reminded, not his class teacher.
+  t.eq(to, { "letter:teacher:1:2027-06", "letter:teacher:2:2027-06", "letter:teacher:4:2027-06" })
+  t.eq(t.sent()[3].text, digest("陈静", 1, "王*军"))
+  -- One that ends on the day does not run any more.
+  t.exec([[UPDATE pairings SET "until" = '2027-07-01' WHERE id = 1]])
+  remind_teachers("2027-07", nil, "2027-07-01")
+  t.advance("1m")
+  t.eq(t.sent()[5].text, digest("李强", 2, "张*红、王*军"))
 end)
 
 test("a calendar with no term left is said in the log", function(t)

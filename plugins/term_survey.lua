@@ -261,7 +261,10 @@ end
 
 -- The daily check: on the first school day at or after remind_after_days
 -- (escalate_after_days) from the term's start, the reminder (escalation)
--- goes, once a term. A day the host was off is caught up the next day.
+-- goes, once a term. A day the host was off is caught up the next day. A
+-- step is done once a message of it was queued, or nobody had to be told
+-- (every child confirmed, no teacher or head to tell); while every one it
+-- needed was refused or had no phone, it is tried again each school day.
 function follow_up(date, overrides)
   local o = merged(overrides)
   date = date or today()
@@ -276,8 +279,14 @@ function follow_up(date, overrides)
     local name, after, fn = step[1], step[2], step[3]
     local done_key = name .. ":" .. term.name
     if after > 0 and days >= after and not host.kv.get(done_key) then
-      fn(date, overrides)
-      host.kv.put(done_key, date)
+      local c = fn(date, overrides)
+      local queued = c.sent + c.existing
+      if queued > 0 or queued + c.failed + c.no_phone == 0 then
+        host.kv.put(done_key, date)
+      else
+        host.log.warn("term survey: nobody could be told, trying again the next school day",
+                      { step = name, term = term.name, refused = c.failed, no_phone = c.no_phone })
+      end
     end
   end
 end

@@ -230,3 +230,32 @@ test("a class no teacher heads is counted, and its children reach the head", fun
   t.eq(#msgs, 1)
   t.contains(msgs[1].text, "本校仍有6名未核对：三年级1班3人、四年级2班1人、五年级1班1人、六年级1班1人。")
 end)
+
+test("a reminder every send of which was refused is tried again the next school day", function(t)
+  fixtures(t)
+  t.logs()
+  -- 2027-03-01 is day 7 of 2027春; the demo's 'meeting' template cannot
+  -- be filled: every reminder is refused.
+  follow_up("2027-03-01", { remind_template = "meeting" })
+  t.contains(table.concat(t.logs(), "\n"), "nobody could be told, trying again the next school day")
+  follow_up("2027-03-02", DEFAULTS)
+  follow_up("2027-03-03", DEFAULTS)
+  t.advance("1m")
+  local msgs = sent(t, "survey:remind:")
+  t.eq(#msgs, 3, "王丽, 李强 and 孙伟, once")
+  t.eq(msgs[1].key, "survey:remind:1:2027春")
+  t.eq(host.kv.get("remind:2027春"), "2027-03-02")
+end)
+
+test("a step with nobody left to tell is done", function(t)
+  fixtures(t)
+  for _, class in ipairs({ "三年级1班", "四年级2班", "五年级1班" }) do
+    t.command("registry confirm", { "--all-class", "阳光小学", class })
+  end
+  t.command("registry confirm", { "--all-class", "红星小学", "一年级1班" })
+  follow_up("2027-03-08", DEFAULTS) -- day 14: nobody to remind, nobody to escalate to
+  t.eq(host.kv.get("remind:2027春"), "2027-03-08")
+  t.eq(host.kv.get("escalate:2027春"), "2027-03-08")
+  t.advance("1m")
+  t.eq(#sent(t, "survey:"), 0)
+end)

@@ -15,13 +15,16 @@
 -- does not escalate a backlog nobody could have done.
 --
 -- Each visit is reminded once and escalated once: visit_notices records the
--- day each went (or that there was nobody to tell: no class teacher, no
--- phone, no head, which is logged that day only), so the daily run picks up
--- what falls due in the next remind_days_before days (or became overdue)
--- and was not handled yet, and a run missed while the PC was off is caught
--- up the next morning. Message keys name the recipient and the day
--- ("visit:remind:<teacher>:<date>", "visit:escalate:<head>:<date>"), so a
--- rerun the same day sends nothing twice.
+-- day each went (or, for an escalation, that the school has no head to
+-- tell, which is logged that day only), so the daily run picks up what
+-- falls due in the next remind_days_before days (or became overdue) and was
+-- not handled yet, and a run missed while the PC was off is caught up the
+-- next morning. A reminder with nobody to tell yet (no class teacher, or
+-- one without a phone) is not noted: it goes the morning someone can be
+-- told, and until then is logged once a day. Message keys name the
+-- recipient and the day ("visit:remind:<teacher>:<date>",
+-- "visit:escalate:<head>:<date>"), so a rerun the same day sends nothing
+-- twice.
 
 local KIND_LABEL = { term_start = "开学家访", mid_term = "期中家访", term_end = "期末家访" }
 
@@ -110,14 +113,16 @@ local TEACHER_OF_VISIT = [[(SELECT min(p.id) FROM children c JOIN people p
 
 -- Open scheduled visits with no visitor get the class teacher once the
 -- registry has one; a child who changed class (child_id) gets the new
--- class's teacher (or none yet) for the visits still to come.
-local function assign(today, child_id)
+-- class's teacher (or none yet) for the visits still to come, and so does
+-- every child with all = true (an import too large for an event each).
+local function assign(today, child_id, all)
   return host.db.exec([[
     UPDATE visits SET visitor_id = ]] .. TEACHER_OF_VISIT .. [[
      WHERE done IS NULL AND kind <> 'ad_hoc'
        AND (:child IS NULL AND visitor_id IS NULL AND ]] .. TEACHER_OF_VISIT .. [[ IS NOT NULL
-            OR child_id = :child AND due >= :today)]],
-    { child = child_id, today = today })
+            OR child_id = :child AND due >= :today
+            OR :all AND due >= :today AND visitor_id IS NOT ]] .. TEACHER_OF_VISIT .. [[)]],
+    { child = child_id, today = today, all = all and 1 or 0 })
 end
 
 -- Sends the option text or, when the option's template is set, that config
@@ -172,21 +177,34 @@ local function visit_list(visits)
 end
 
 -- Records that a visit's reminder or escalation is done with: told = 1
--- when a message went, 0 when there was nobody to tell (no class teacher,
--- no phone, no head), which is said once in the log rather than every day.
+-- when a message went, 0 when a school had no head to escalate to, which is
+-- said once in the log rather than every day.
 local function note(visit_id, kind, today, person_id, told)
   host.db.exec("INSERT INTO visit_notices(visit_id, kind, sent_on, person_id, told)"
                .. " VALUES (?, ?, ?, ?, ?)", visit_id, kind, today, person_id, told)
 end
 
+-- Says what cannot be reminded (a class without a teacher, a teacher
+-- without a phone) once a day, however many runs the day has: the visits
+-- wait, unnoted, for someone to tell.
+local function warn_once(today, key, msg, fields)
+  local said = host.kv.get("unreachable")
+  if type(said) ~= "table" or said.day ~= today then said = { day = today, keys = {} } end
+  if said.keys[key] then return end
+  said.keys[key] = true
+  host.kv.put("unreachable", said)
+  host.log.warn(msg, fields)
+end
+
 -- Reminds each teacher, in one digest, of the open visits due within the
 -- next remind_days_before days that were not reminded yet.
 local function remind(today)
-  local by_teacher, order, no_teacher = {}, {}, 0
+  local by_teacher, order, no_teacher, classes = {}, {}, 0, {}
   for v in host.db.rows([[
-      SELECT v.id, v.kind, v.due, v.visitor_id, c.name AS child,
+      SELECT v.id, v.kind, v.due, v.visitor_id, c.name AS child, c.class, s.name AS school,
              p.name AS teacher, p.phone
         FROM visits v JOIN children c ON c.id = v.child_id
+        JOIN schools s ON s.id = c.school_id
         LEFT JOIN people p ON p.id = v.visitor_id
        WHERE v.done IS NULL AND v.kind <> 'ad_hoc' AND c.status = 'active'
          AND v.due BETWEEN :today AND date(:today, :ahead)
@@ -196,7 +214,12 @@ local function remind(today)
       { today = today, ahead = string.format("+%d days", opts.remind_days_before) }) do
     if not v.visitor_id then
       no_teacher = no_teacher + 1
-      note(v.id, "remind", today, nil, 0)
+      local k = v.school .. " " .. v.class
+      if not classes[k] then
+        classes[k] = 0
+        classes[#classes + 1] = k
+      end
+      classes[k] = classes[k] + 1
     else
       local t = by_teacher[v.visitor_id]
       if not t then
@@ -207,11 +230,16 @@ local function remind(today)
       t.visits[#t.visits + 1] = v
     end
   end
+  for _, k in ipairs(classes) do
+    warn_once(today, "class:" .. k, "visits due but the class has no teacher to remind",
+              { class = k, visits = classes[k], date = today })
+  end
   local reminded, visits, no_phone = 0, 0, 0
   for _, t in ipairs(order) do
     if not t.phone then
       no_phone = no_phone + 1
-      for _, v in ipairs(t.visits) do note(v.id, "remind", today, t.id, 0) end
+      warn_once(today, "teacher:" .. t.id, "visits due but the class teacher has no phone",
+                { person = t.id, visits = #t.visits, date = today })
     else
       local res = send(t.phone, string.format("visit:remind:%d:%s", t.id, today),
                        "remind_text", "remind_template",
@@ -324,8 +352,10 @@ function visit_day(today, options)
     host.db.tx(function()
       plan(today)
       assign(today)
-      -- Notices of visits the registry deleted are of no use any more.
+      -- Notices of visits the registry deleted are of no use any more, nor
+      -- reminders noted by an earlier version when nobody could be told.
       host.db.exec("DELETE FROM visit_notices WHERE visit_id NOT IN (SELECT id FROM visits)")
+      host.db.exec("DELETE FROM visit_notices WHERE kind = 'remind' AND told = 0")
       -- One line a run: info when anyone was told or skipped, else debug.
       local summary, busy = { date = today }, false
       for _, counts in ipairs({ remind(today), escalate(today) }) do
@@ -384,7 +414,7 @@ return {
   migrations = {
     -- One row per visit and kind of notice: each visit is reminded once
     -- and escalated once. person_id: the teacher reminded; told: 0 when
-    -- nobody could be told (no teacher, no phone, no head).
+    -- nobody could be told (an escalation in a school with no head).
     [[CREATE TABLE visit_notices (
         visit_id  INTEGER NOT NULL,
         kind      TEXT NOT NULL CHECK (kind IN ('remind', 'escalate')),
@@ -415,17 +445,30 @@ return {
       h.db.tx(plan, day_of(h.now()), data.child)
     end)
     -- An import too large for an event per child (see the registry) says
-    -- so once: every child is looked at.
+    -- so once: every child is looked at, planned and given the class
+    -- teacher of the class it is in now.
     h.on("registry.imported", function(data)
-      if data.kind == "children" and not data.each then h.db.tx(plan, day_of(h.now())) end
+      if data.kind == "children" and not data.each then
+        h.db.tx(function(today)
+          plan(today)
+          assign(today, nil, true)
+        end, day_of(h.now()))
+      end
     end)
-    h.on("registry.child_left", function(data)
-      if data.status == "active" then h.db.tx(plan, day_of(h.now()), data.child) end
-    end)
+    -- child_left is said only of a child no longer active; one back to
+    -- active (a re-import, registry confirm --status) is a change of status.
     h.on("registry.child_changed", function(data)
+      local today = day_of(h.now())
       for _, f in ipairs(data.fields or {}) do
         if f == "class" or f == "school" then
-          h.db.tx(assign, day_of(h.now()), data.child)
+          h.db.tx(assign, today, data.child)
+          break
+        end
+      end
+      for _, f in ipairs(data.fields or {}) do
+        if f == "status" then
+          local c = h.db.one("SELECT status FROM children WHERE id = ?", data.child)
+          if c and c.status == "active" then h.db.tx(plan, today, data.child) end
           break
         end
       end

@@ -85,15 +85,21 @@ test("the class teacher gets one digest three days before the term-start visits 
   t.eq(sent[1].key, "visit:remind:10:2026-09-12")
   t.eq(sent[1].job, "daily")
   t.eq(sent[1].at, "2026-09-12 08:00")
-  t.contains(table.concat(t.logs(), "\n"),
-             'msg="visit run" date=2026-09-12 escalated_heads=0 escalated_visits=0 no_teacher=1'
-             .. ' reminded_teachers=1 reminded_visits=2 schools_without_head=0 skipped_no_phone=1')
+  local log = table.concat(t.logs(), "\n")
+  t.contains(log, 'msg="visit run" date=2026-09-12 escalated_heads=0 escalated_visits=0 no_teacher=1'
+                  .. ' reminded_teachers=1 reminded_visits=2 schools_without_head=0 skipped_no_phone=1')
+  t.contains(log, 'msg="visits due but the class has no teacher to remind" class="城关小学 四(2)班"'
+                  .. ' date=2026-09-12 visits=1')
+  t.contains(log, 'msg="visits due but the class teacher has no phone" date=2026-09-12 person=13 visits=1')
   t.eq(notice_count("remind"), 2)
-  t.eq(notice_count("remind", 0), 2, "王芳芳 (no teacher) and 周杰 (teacher without a phone)")
-  t.advance("1d") -- each visit is reminded once, and who had nobody to tell is logged once
+  t.eq(notice_count("remind", 0), 0, "王芳芳 (no teacher) and 周杰 (teacher without a phone) wait")
+  -- A rerun the same day sends nothing twice and says nothing twice.
+  visit_day("2026-09-12")
+  t.eq(table.concat(t.logs(), "\n"):find("visits due but", 1, true), nil)
+  t.advance("1d") -- each visit is reminded once; who waits is said again that day, once
   t.advance("1m")
   t.eq(#t.sent(), 1)
-  t.eq(table.concat(t.logs(), "\n"):find("no_teacher=1", 1, true), nil)
+  t.contains(table.concat(t.logs(), "\n"), 'class="城关小学 四(2)班" date=2026-09-13 visits=1')
 end)
 
 test("a rerun the same day sends nothing twice", function(t)
@@ -229,4 +235,68 @@ test("the registry's child_added event plans that child at once", function(t)
   t.eq(kinds, { "mid_term", "term_end" }, "the visits still to come")
   t.eq(host.db.one("SELECT count(*) AS n FROM visits WHERE child_id <> ?", id).n, 0,
        "only that child was planned")
+end)
+
+test("a child back to active (a change of status) is planned at once", function(t)
+  t.clock.set("2026-10-10 10:00")
+  t.advance("1s") -- the morning run missed, caught up before the registry rows
+  fixtures(t)
+  -- 刘洋 had returned home; the term survey finds him left behind again.
+  local status, _, err = t.command("registry confirm", { "#4", "--status", "active" })
+  t.eq(status, 0, err)
+  t.advance("1s")
+  local kinds = {}
+  for r in host.db.rows("SELECT kind, visitor_id FROM visits WHERE child_id = 4 ORDER BY due") do
+    kinds[#kinds + 1] = r.kind .. " " .. r.visitor_id
+  end
+  t.eq(kinds, { "mid_term 10", "term_end 10" }, "the visits still to come, with the class teacher")
+  -- A child who leaves is not planned.
+  t.eq((t.command("registry confirm", { "#1", "--status", "returned" })), 0)
+  t.advance("1s")
+  t.eq(host.db.one("SELECT count(*) AS n FROM visits WHERE child_id = 1").n, 0)
+end)
+
+test("an import too large for an event per child plans every child and reassigns classes", function(t)
+  t.clock.set("2026-10-12 10:00")
+  t.advance("1s") -- the morning run missed, caught up before the registry rows
+  fixtures(t)
+  visit_day("2026-10-12")
+  -- The import moved 张小明 to 四(2)班, which now has a class teacher.
+  t.exec("UPDATE children SET class = '四(2)班' WHERE id = 1")
+  t.exec([[INSERT INTO people(id, ukey, kind, name, phone, school_id, class, role) VALUES
+           (14, 'teacher:孙丽', 'teacher', '孙丽', '+8613800000014', 1, '四(2)班', 'teacher')]])
+  t.exec("UPDATE children SET status = 'active' WHERE id = 4")
+  host.emit("registry.imported", { kind = "children", added = 0, changed = 6000, left = 0, each = false })
+  t.advance("1s")
+  local rows = {}
+  for r in host.db.rows("SELECT child_id, kind, visitor_id FROM visits"
+                        .. " WHERE child_id IN (1, 3, 4) ORDER BY child_id, due") do
+    rows[#rows + 1] = r.child_id .. " " .. r.kind .. " " .. tostring(r.visitor_id)
+  end
+  t.eq(rows, { "1 mid_term 14", "1 term_end 14", "3 mid_term 14", "3 term_end 14",
+               "4 mid_term 10", "4 term_end 10" })
+end)
+
+test("a visit with nobody to tell yet is reminded once a teacher with a phone is there", function(t)
+  fixtures(t)
+  visit_day("2026-09-01")
+  visit_day("2026-09-12") -- 王丽's digest; 四(2)班 has no teacher, 陈静 no phone
+  t.eq(notice_count("remind"), 2)
+  -- The registry gets 四(2)班's teacher and 陈静's phone the same day.
+  t.exec([[INSERT INTO people(id, ukey, kind, name, phone, school_id, class, role) VALUES
+           (14, 'teacher:孙丽', 'teacher', '孙丽', '+8613800000014', 1, '四(2)班', 'teacher')]])
+  t.exec("UPDATE people SET phone = '+8613800000013' WHERE id = 13")
+  visit_day("2026-09-13")
+  t.advance("1m")
+  local got = {}
+  for i, m in ipairs(t.sent()) do got[i] = m.key .. " " .. m.text end
+  t.eq(got, {
+    "visit:remind:10:2026-09-12 王丽老师您好：您有2次留守儿童家访即将到期，开学家访（9月15日前）：张*明、李*。"
+      .. "请按时家访，完成后及时登记。",
+    "visit:remind:13:2026-09-13 陈静老师您好：您有1次留守儿童家访即将到期，开学家访（9月15日前）：周*。"
+      .. "请按时家访，完成后及时登记。",
+    "visit:remind:14:2026-09-13 孙丽老师您好：您有1次留守儿童家访即将到期，开学家访（9月15日前）：王*芳。"
+      .. "请按时家访，完成后及时登记。",
+  })
+  t.eq(notice_count("remind"), 4)
 end)

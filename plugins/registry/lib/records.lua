@@ -349,11 +349,11 @@ local function show(host, cmd)
   line("结对帮扶（代理家长）")
   n = 0
   for r in host.db.rows([[
-      SELECT p.name, p.kind, p.phone, r.since FROM pairings r JOIN people p ON p.id = r.person_id
-       WHERE r.child_id = ? AND r."until" IS NULL ORDER BY r.since, r.id]], c.id) do
+      SELECT p.name, p.kind, p.phone, r.since, r."until" AS till FROM pairings r JOIN people p ON p.id = r.person_id
+       WHERE r.child_id = ? AND (r."until" IS NULL OR r."until" > ?) ORDER BY r.since, r.id]], c.id, now) do
     n = n + 1
     line("  " .. pad(host, r.name, 10) .. pad(host, PERSON_KIND[r.kind] or r.kind, 8)
-         .. pad(host, dial(r.phone), 14) .. "自" .. r.since)
+         .. pad(host, dial(r.phone), 14) .. "自" .. r.since .. (r.till and ("至" .. r.till) or ""))
   end
   if n == 0 then line("  （无）") end
 
@@ -497,6 +497,18 @@ end
 
 ------------------------------------------------------------------ visit
 
+-- The term a visit on `date` belongs to: the calendar's term holding it,
+-- else, in the holidays, the one that ended last (within a year), whose
+-- visits a teacher may still be catching up on.
+local function visit_term(host, date)
+  local term = host.calendar.term(date)
+  for n = 1, 366 do
+    if term then return term end
+    term = host.calendar.term(host.db.one("SELECT date(?, ?) AS d", date, ("-%d days"):format(n)).d)
+  end
+  return term
+end
+
 local function visit(host, cmd)
   local opts, pos = parse(cmd.args, { date = 1, kind = 1, notes = 1, by = 1, school = 1, class = 1 })
   if pos[1] ~= "done" then
@@ -517,16 +529,24 @@ local function visit(host, cmd)
   local said
   host.db.tx(function()
     local open
-    if kind ~= "ad_hoc" then
-      open = host.db.one([[
+    if kind then
+      if kind ~= "ad_hoc" then
+        open = host.db.one([[
+            SELECT id, kind, term, due FROM visits
+             WHERE child_id = ? AND done IS NULL AND due IS NOT NULL AND kind = ?
+             ORDER BY due, id LIMIT 1]], c.id, kind)
+      end
+    else
+      -- Without --kind, a visit counts for one of its own term due within
+      -- 30 days after it (a visit in November is not January's term-end
+      -- visit), or earlier in the term (a late visit); never for one of
+      -- last term's still open.
+      local term = visit_term(host, date)
+      open = term and host.db.one([[
           SELECT id, kind, term, due FROM visits
            WHERE child_id = ? AND done IS NULL AND due IS NOT NULL AND kind <> 'ad_hoc'
-             AND (? IS NULL OR kind = ?)
-             -- without --kind, a visit counts for one due within 30 days
-             -- (a visit in November is not January's term-end visit)
-             AND (? IS NOT NULL OR due <= date(?, '+30 days'))
-           ORDER BY due, id LIMIT 1]], c.id, kind or host.json.null, kind or host.json.null,
-        kind or host.json.null, date)
+             AND term = ? AND due <= date(?, '+30 days')
+           ORDER BY due, id LIMIT 1]], c.id, term.name, date)
     end
     if open then
       host.db.exec("UPDATE visits SET done = ?, notes = coalesce(?, notes)," ..
@@ -560,8 +580,10 @@ local function pair(host, cmd)
   local p = find_person(host, pos[2], c)
   host.db.tx(function()
     local active = {}
+    -- Running pairings: open, or ending after today.
     for r in host.db.rows([[SELECT p.id, p.name FROM pairings r JOIN people p ON p.id = r.person_id
-                             WHERE r.child_id = ? AND r."until" IS NULL ORDER BY r.since, r.id]], c.id) do
+                             WHERE r.child_id = ? AND (r."until" IS NULL OR r."until" > ?)
+                             ORDER BY r.since, r.id]], c.id, today(host)) do
       if r.id == p.id then fail(("%s is already paired with %s"):format(c.name, p.name)) end
       active[#active + 1] = r.name
     end
@@ -584,7 +606,8 @@ local function unpair(host, cmd)
   local p = find_person(host, pos[2], c)
   host.db.tx(function()
     local r = host.db.one([[SELECT id, since FROM pairings
-                            WHERE child_id = ? AND person_id = ? AND "until" IS NULL]], c.id, p.id)
+                            WHERE child_id = ? AND person_id = ? AND ("until" IS NULL OR "until" > ?)
+                            ORDER BY since DESC, id DESC]], c.id, p.id, date)
     if not r then fail(("%s is not paired with %s"):format(c.name, p.name)) end
     if date < r.since then
       fail(("--date %s is before the pairing began (%s)"):format(date, r.since))

@@ -239,6 +239,30 @@ test("visit done marks the earliest open scheduled visit, else records an ad hoc
   t.contains(err, "--kind: unknown kind 'weekly'")
 end)
 
+test("visit done without --kind keeps to the visit's term: last term's open visit is not taken", function(t)
+  fixtures()
+  host.db.exec([[INSERT INTO visits(id, child_id, visitor_id, kind, term, due, done) VALUES
+    (1, 12, 1, 'term_end', '2026秋', '2027-01-22', NULL),
+    (2, 12, 1, 'term_start', '2027春', '2027-03-08', NULL),
+    (3, 12, 1, 'mid_term', '2027春', '2027-04-19', NULL),
+    (4, 13, 1, 'term_end', '2026秋', '2027-01-22', NULL)]])
+  t.clock.set("2027-04-01 10:00")
+  local runs = {}
+  for i, args in ipairs({ { "12", "2027-03-20" }, { "12", "2027-03-02" }, { "13", "2027-01-25" } }) do
+    runs[i] = { t.command("registry visit", { "done", args[1], "--date", args[2] }) }
+  end
+  t.clock.set("2026-09-01 08:00") -- the clock carries on to the next tests
+  -- Late for the term-start visit (due earlier in the term): that one.
+  t.eq(runs[1], { 0, "marked the 2027春 term_start visit of 张小明 #12 (due 2027-03-08) done on 2027-03-20\n", "" })
+  -- Nothing of this term due within 30 days: an ad hoc visit, and the
+  -- autumn's term-end visit stays open.
+  t.eq(runs[2][1], 0)
+  t.contains(runs[2][2], "no open visit is due; recorded an ad hoc visit to 张小明 #12 on 2027-03-02")
+  t.eq(host.db.one("SELECT done FROM visits WHERE id = 1"), {})
+  -- In the winter holiday, the term just ended is the visit's term.
+  t.eq(runs[3], { 0, "marked the 2026秋 term_end visit of 张小红 #13 (due 2027-01-22) done on 2027-01-25\n", "" })
+end)
+
 ------------------------------------------------------------------ pair, unpair
 
 test("pair adds proxy parents, at most two, with a clear error", function(t)
@@ -282,6 +306,26 @@ test("pair adds proxy parents, at most two, with a clear error", function(t)
   t.eq(status, 1)
   t.eq(err, "--date 2026-08-01 is before the pairing began (2026-08-15)\n")
   t.eq(host.db.one([[SELECT count(*) AS n FROM pairings WHERE child_id = 12 AND "until" IS NULL]]).n, 2)
+end)
+
+test("a pairing with an end date still to come is running: shown, counted, ended by unpair", function(t)
+  fixtures()
+  host.db.exec([[INSERT INTO pairings(child_id, person_id, since, "until") VALUES
+    (12, 3, '2026-03-01', '2026-12-31'), (12, 1, '2026-03-01', '2026-06-30')]])
+  local _, out = t.command("registry show", { "#12" })
+  t.contains(out, "结对帮扶（代理家长）\n  陈志      志愿者  13800000003   自2026-03-01至2026-12-31\n本学年")
+  local status, _, err = t.command("registry pair", { "张小明", "陈志" })
+  t.eq({ status, err }, { 1, "张小明 is already paired with 陈志\n" })
+  t.eq((t.command("registry pair", { "张小明", "李强" })), 0)
+  status, _, err = t.command("registry pair", { "张小红", "王丽" })
+  t.eq(status, 0, err)
+  status, _, err = t.command("registry pair", { "张小明", "王丽" })
+  t.eq({ status, err }, { 1, "张小明 already has two proxy parents: 陈志, 李强"
+                             .. " (unpair one first: registry unpair #12 PERSON)\n" })
+  status, out = t.command("registry unpair", { "张小明", "陈志" })
+  t.eq(status, 0)
+  t.eq(out, "张小明 #12 is no longer paired with 陈志 (since 2026-09-01)\n")
+  t.eq(host.db.one([[SELECT "until" AS u FROM pairings WHERE child_id = 12 AND person_id = 3]]).u, "2026-09-01")
 end)
 
 test("a person named ambiguously is listed", function(t)
