@@ -408,7 +408,18 @@ static void load_manifest(yz_plugin *p) {
   yz_host *h = p->host;
   char err[ERR_MAX];
   p->limits = yz_config_limits_for(h->cfg, p->name);
-  p->sb = yz_sandbox_new(p->name, p->dir, p->limits.memory,
+  /* require loads from the plugin's folder; a single-file plugin's is the
+  ** folder holding it (the shipped policies share plugins/lib/). */
+  char folder[4096];
+  if (!p->dir) {
+    yz_fmt(folder, sizeof folder, "%s", p->file);
+    char *slash = strrchr(folder, '/');
+    if (slash)
+      *slash = 0;
+    else
+      yz_fmt(folder, sizeof folder, ".");
+  }
+  p->sb = yz_sandbox_new(p->name, p->dir ? p->dir : folder, p->limits.memory,
                          p->limits.instructions, 0);
   p->sb->owner = p;
   /* Its SQL spends the same CPU budget as its Lua code (see store.h). */

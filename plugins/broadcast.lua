@@ -52,6 +52,8 @@ local AUDIENCE = {
   },
 }
 
+local policy = require("lib.policy")
+
 local host, opts -- set in setup
 
 local function usage_error(cmd, msg)
@@ -131,11 +133,6 @@ local function parse_args(args)
   return a
 end
 
-local function today()
-  local d = host.date()
-  return string.format("%04d-%02d-%02d", d.year, d.month, d.day)
-end
-
 -- The broadcast's own id: the given key, or a hash of what is sent, to
 -- whom and on which day, so the same command run again is the same
 -- broadcast.
@@ -148,7 +145,7 @@ local function broadcast_id(a, school)
   for _, k in ipairs(names) do what[#what + 1] = k .. "=" .. tostring(a.params[k]) end
   what[#what + 1] = a.to
   what[#what + 1] = school and tostring(school.id) or "*"
-  what[#what + 1] = a.at and a.at:sub(1, 10) or today()
+  what[#what + 1] = a.at and a.at:sub(1, 10) or policy.day_of(host)
   return host.crypto.sha256_hex(table.concat(what, "\n")):sub(1, 16)
 end
 

@@ -14,6 +14,8 @@
 --   yizhan eval guardian_checkin 'checkin("2026-10")'
 -- luacheck: globals checkin
 
+local policy = require("lib.policy")
+
 local host -- set in setup
 
 local DAY = 86400
@@ -23,43 +25,6 @@ local RELATION = {
   father = "父亲", mother = "母亲", paternal_grandparent = "祖父母",
   maternal_grandparent = "外祖父母", other_relative = "亲属", other = "监护人",
 }
-
-local function options(over)
-  if over == nil then return host.options end
-  return setmetatable(over, { __index = host.options })
-end
-
-local function off(v) return v == false or v == nil or v == "" end
-
-local function month_range(month)
-  local y, m = tostring(month):match("^(%d%d%d%d)%-(%d%d)$")
-  y, m = tonumber(y), tonumber(m)
-  if not y or m < 1 or m > 12 then
-    error(("'%s' is not a month (expected YYYY-MM)"):format(tostring(month)), 3)
-  end
-  local ny, nm = y, m + 1
-  if nm == 13 then ny, nm = y + 1, 1 end
-  return ("%04d-%02d-01"):format(y, m), ("%04d-%02d-01"):format(ny, nm), m
-end
-
-local function day_of(t)
-  local d = host.date(t)
-  return ("%04d-%02d-%02d"):format(d.year, d.month, d.day)
-end
-
-local function in_term(day)
-  if host.calendar.term(day) then return true end
-  return host.calendar.next_school_day("1970-01-05") == nil
-end
-
--- The text option or the county's template, with the same parameters (see
--- letter_reminder.lua). Returns true, or false and the error.
-local function send(o, to, key, text_opt, tpl_opt, params)
-  local msg = { to = to, key = key, params = params }
-  if not off(o.channel) then msg.channel = o.channel end
-  if off(o[tpl_opt]) then msg.text = o[text_opt] else msg.template = o[tpl_opt] end
-  return pcall(host.send, msg)
-end
 
 -- "李秀英（张*明、张*红的祖父母）": a guardian and the children concerned,
 -- from "name \29 relation \29 id \30 child \28 id \30 child ...".
@@ -79,8 +44,8 @@ end
 -- The teachers' lists for 'month' ("YYYY-MM"); remind = the second SMS of
 -- the month. Returns a summary.
 function checkin(month, remind, over)
-  local o = options(over)
-  local from, to, m = month_range(month)
+  local o = policy.options(host, over)
+  local from, to, m = policy.month_range(month)
   local max = math.max(1, math.tointeger(o.max_names) or 6)
   local sum = { teachers = 0, guardians = 0, no_phone = 0, failed = 0 }
   local first_error
@@ -122,19 +87,13 @@ function checkin(month, remind, over)
                     { person = row.teacher, guardians = row.n, period = month })
       return
     end
-    local names, pos, all = {}, 1, row.entries
-    while #names < max do
-      local stop = all:find("\31", pos, true)
-      names[#names + 1] = entry(all:sub(pos, (stop or 0) - 1), o)
-      if not stop then break end
-      pos = stop + 1
-    end
+    local names = policy.first_items(row.entries, max, function(e) return entry(e, o) end)
     local text = table.concat(names, "、")
     if row.n > #names then text = text .. "等" .. row.n .. "位" end
     local key = "checkin:teacher:" .. row.teacher .. ":" .. month .. (remind and ":remind" or "")
-    local ok, err = send(o, row.phone, key, remind and "remind_text" or "text",
-                         remind and "remind_template" or "template",
-                         { teacher = row.tname, count = row.n, names = text, month = m .. "月" })
+    local ok, err = policy.send(host, o, row.phone, key, remind and "remind_text" or "text",
+                                remind and "remind_template" or "template",
+                                { teacher = row.tname, count = row.n, names = text, month = m .. "月" })
     if ok then
       sum.teachers = sum.teachers + 1
       sum.guardians = sum.guardians + row.n
@@ -157,31 +116,15 @@ function checkin(month, remind, over)
 end
 
 local function job(remind)
-  return function(run)
-    local day = day_of(run.scheduled)
-    if host.options.only_in_term and not in_term(day) then
-      if host.calendar.next_school_day(day) then
-        host.log.info("not in a term of the school calendar: no guardian check-in", { job = run.job, day = day })
-      else
-        host.log.warn("the school calendar has no term after this day: add the next terms",
-                      { job = run.job, day = day })
-      end
-      return
-    end
-    return checkin(day:sub(1, 7), remind)
-  end
+  return policy.month_job(host, "guardian check-in", function(day) return checkin(day:sub(1, 7), remind) end)
 end
 
--- The first day of a term that starts after the 1st of its month (a spring
--- term on 22 February): the 1st fell in the holidays and sent nothing, so
--- the month's lists go now. The keys are per month: never twice.
-local function term_start(run)
-  local day = day_of(run.scheduled)
-  if not host.options.only_in_term or day:sub(9) == "01" then return end
-  if in_term(day:sub(1, 8) .. "01") or not in_term(day) then return end
-  host.log.info("a term starts after the 1st: the month's guardian check-in lists go on its first day",
-                { job = run.job, day = day })
-  return checkin(day:sub(1, 7), false)
+-- The first day of a term that starts after the 1st of its month: the
+-- month's lists go now (see policy.term_start_job).
+local function term_start_job()
+  return policy.term_start_job(host,
+                               "a term starts after the 1st: the month's guardian check-in lists go on its first day",
+                               function(day) return checkin(day:sub(1, 7), false) end)
 end
 
 return {
@@ -207,10 +150,10 @@ return {
     host = h
     h.cron("list", opts.at, job(false), { grace = 7 * DAY })
     -- (A calendar without terms runs every month from the 1st: no term starts.)
-    if not off(opts.term_start_at) and h.calendar.next_school_day("1970-01-05") then
-      h.cron("term_start", opts.term_start_at, term_start, { grace = 7 * DAY })
+    if not policy.off(opts.term_start_at) and policy.has_terms(h) then
+      h.cron("term_start", opts.term_start_at, term_start_job(), { grace = 7 * DAY })
     end
-    if not off(opts.remind_at) then
+    if not policy.off(opts.remind_at) then
       h.cron("remind", opts.remind_at, job(true), { grace = 3 * DAY })
     end
   end,

@@ -27,17 +27,12 @@
 --   yizhan eval guardian_meeting 'invite({ date = "2026-11-14 09:00", name = "期中家长会" })'
 -- luacheck: globals invite remind sessions_run meeting_of
 
+local policy = require("lib.policy")
+
 local host -- set in setup
 
 local DAY = 86400
 local WEEKDAY = { "日", "一", "二", "三", "四", "五", "六" }
-
-local function options(over)
-  if over == nil then return host.options end
-  return setmetatable(over, { __index = host.options })
-end
-
-local function off(v) return v == false or v == nil or v == "" end
 
 -- Civil dates <-> day numbers (days since 1970-01-01), proleptic Gregorian.
 local function days_from_civil(y, m, d)
@@ -124,15 +119,6 @@ local function when(mt)
   return ("%d月%d日（周%s）%s"):format(mo, d, WEEKDAY[(mt.day + 4) % 7 + 1], mt.time)
 end
 
--- See letter_reminder.lua: the text option or the county's template, with
--- the same parameters. Returns true and the message, or false and the error.
-local function send(o, to, key, text_opt, tpl_opt, params)
-  local msg = { to = to, key = key, params = params }
-  if not off(o.channel) then msg.channel = o.channel end
-  if off(o[tpl_opt]) then msg.text = o[text_opt] else msg.template = o[tpl_opt] end
-  return pcall(host.send, msg)
-end
-
 -- The recipient in a key: the person with the number, or, when several
 -- people share it, a hash of the number (one number, one message).
 local function who(cur)
@@ -143,7 +129,7 @@ end
 -- Sends the invitation ("invite") or the reminder ("remind") of a meeting
 -- to each of its numbers once. Returns a summary.
 local function notify(kind, mt, over)
-  local o = options(over)
+  local o = policy.options(host, over)
   local sum = { numbers = 0, children = 0, no_phone = 0, failed = 0, new = 0 }
   local first_error
   -- The schools as one string "\31A\31B\31" matched with instr().
@@ -177,11 +163,11 @@ local function notify(kind, mt, over)
     for i = 1, math.min(#cur.kids, max) do names[i] = cur.kids[i] end
     local child = table.concat(names, "、")
     if #cur.kids > max then child = child .. "等" .. #cur.kids .. "个孩子" end
-    local ok, res = send(o, cur.phone, "meeting:" .. mt.id .. ":" .. who(cur) .. ":" .. kind,
-                         kind .. "_text", kind .. "_template", {
-                           child = child, school = table.concat(cur.schools, "、"),
-                           meeting = mt.name, date = when(mt),
-                         })
+    local ok, res = policy.send(host, o, cur.phone, "meeting:" .. mt.id .. ":" .. who(cur) .. ":" .. kind,
+                                kind .. "_text", kind .. "_template", {
+                                  child = child, school = table.concat(cur.schools, "、"),
+                                  meeting = mt.name, date = when(mt),
+                                })
     if ok then
       sum.numbers = sum.numbers + 1
       sum.children = sum.children + #cur.kids
@@ -235,7 +221,7 @@ end
 -- invite_days before a session until the day before it (each number once),
 -- the reminder on the day before. 'today' is "YYYY-MM-DD".
 function sessions_run(kind, today, over)
-  local o = options(over)
+  local o = policy.options(host, over)
   local day = day_number(today)
   local n = 0
   for i, s in ipairs(o.sessions) do

@@ -17,61 +17,14 @@
 --   yizhan eval letter_reminder 'remind_teachers("2026-10")'
 -- luacheck: globals remind_teachers remind_guardians
 
+local policy = require("lib.policy")
+
 local host -- set in setup
 
 -- Who is away, as the guardian's text says it.
 local PARENT = { father = "爸爸", mother = "妈妈", both = "爸爸妈妈" }
 
 local DAY = 86400
-
--- options(over): host.options, with a test's or a caller's overrides.
-local function options(over)
-  if over == nil then return host.options end
-  return setmetatable(over, { __index = host.options })
-end
-
-local function off(v) return v == false or v == nil or v == "" end
-
--- "2026-10" -> "2026-10-01", "2026-11-01" (the month as a half-open range).
-local function month_range(month)
-  local y, m = tostring(month):match("^(%d%d%d%d)%-(%d%d)$")
-  y, m = tonumber(y), tonumber(m)
-  if not y or m < 1 or m > 12 then
-    error(("'%s' is not a month (expected YYYY-MM)"):format(tostring(month)), 3)
-  end
-  local ny, nm = y, m + 1
-  if nm == 13 then ny, nm = y + 1, 1 end
-  return ("%04d-%02d-01"):format(y, m), ("%04d-%02d-01"):format(ny, nm), m
-end
-
-local function day_of(t)
-  local d = host.date(t)
-  return ("%04d-%02d-%02d"):format(d.year, d.month, d.day)
-end
-
--- Whether a run on 'day' should happen: with only_in_term, only inside a
--- term of the school calendar (a county without terms in its calendar
--- runs every month).
-local function in_term(day)
-  if host.calendar.term(day) then return true end
-  return host.calendar.next_school_day("1970-01-05") == nil
-end
-
-local function child_name(name, o)
-  if o.mask_names then return host.text.mask_name(name) end
-  return name
-end
-
--- Sends the text option or, with a template configured, that template,
--- with the same parameters (the core fills the text, and leaves out those
--- the county's template does not use). Returns true and the message, or
--- false and the error: one bad message does not sink the run.
-local function send(o, to, key, text_opt, tpl_opt, params)
-  local msg = { to = to, key = key, params = params }
-  if not off(o.channel) then msg.channel = o.channel end
-  if off(o[tpl_opt]) then msg.text = o[text_opt] else msg.template = o[tpl_opt] end
-  return pcall(host.send, msg)
-end
 
 -- The names of a digest: up to max_names, then "等N人".
 local function name_list(names, total)
@@ -83,8 +36,8 @@ end
 -- The teachers' digest for 'month' ("YYYY-MM"). 'today' decides which
 -- pairings are running (default: the first of the month). Returns a summary.
 function remind_teachers(month, over, today)
-  local o = options(over)
-  local from, to, m = month_range(month)
+  local o = policy.options(host, over)
+  local from, to, m = policy.month_range(month)
   local max = math.max(1, math.tointeger(o.max_names) or 10)
   local sum = { teachers = 0, children = 0, no_phone = 0, no_teacher = 0, failed = 0 }
   local first_error
@@ -122,18 +75,12 @@ function remind_teachers(month, over, today)
       return
     end
     -- The first max_names names only: a volunteer may have hundreds.
-    local names, pos, all = {}, 1, row.names
-    while #names < max do
-      local stop = all:find("\31", pos, true)
-      names[#names + 1] = child_name(all:sub(pos, (stop or 0) - 1), o)
-      if not stop then break end
-      pos = stop + 1
-    end
-    local ok, err = send(o, row.phone, "letter:teacher:" .. row.teacher .. ":" .. month,
-                         "text", "template", {
-                           teacher = row.tname, count = row.n, month = m .. "月",
-                           names = name_list(names, row.n),
-                         })
+    local names = policy.first_items(row.names, max, function(name) return policy.child_name(host, o, name) end)
+    local ok, err = policy.send(host, o, row.phone, "letter:teacher:" .. row.teacher .. ":" .. month,
+                                "text", "template", {
+                                  teacher = row.tname, count = row.n, month = m .. "月",
+                                  names = name_list(names, row.n),
+                                })
     if ok then
       sum.teachers = sum.teachers + 1
       sum.children = sum.children + row.n
@@ -164,8 +111,8 @@ end
 -- The guardians' reminder for 'month': the primary guardian of each active
 -- child still with no letter or call this month.
 function remind_guardians(month, over)
-  local o = options(over)
-  local from, to, m = month_range(month)
+  local o = policy.options(host, over)
+  local from, to, m = policy.month_range(month)
   local sum = { guardians = 0, no_phone = 0, no_guardian = 0, failed = 0 }
   local first_error
   local sql = [[
@@ -186,11 +133,11 @@ function remind_guardians(month, over)
       elseif not row.phone then
         sum.no_phone = sum.no_phone + 1
       else
-        local ok, err = send(o, row.phone, "letter:guardian:" .. row.child .. ":" .. month,
-                             "guardian_text", "guardian_template", {
-                               guardian = row.guardian, child = child_name(row.name, o),
-                               parent = PARENT[row.away] or "父母", month = mm,
-                             })
+        local ok, err = policy.send(host, o, row.phone, "letter:guardian:" .. row.child .. ":" .. month,
+                                    "guardian_text", "guardian_template", {
+                                      guardian = row.guardian, child = policy.child_name(host, o, row.name),
+                                      parent = PARENT[row.away] or "父母", month = mm,
+                                    })
         if ok then
           sum.guardians = sum.guardians + 1
         else
@@ -213,33 +160,14 @@ end
 
 -- A job's run: the month of its scheduled time, unless the school is out.
 local function job(fn)
-  return function(run)
-    local day = day_of(run.scheduled)
-    if host.options.only_in_term and not in_term(day) then
-      if host.calendar.next_school_day(day) then
-        host.log.info("not in a term of the school calendar: no letter reminders", { job = run.job, day = day })
-      else
-        host.log.warn("the school calendar has no term after this day: add the next terms",
-                      { job = run.job, day = day })
-      end
-      return
-    end
-    return fn(day:sub(1, 7), nil, day)
-  end
+  return policy.month_job(host, "letter reminders", function(day) return fn(day:sub(1, 7), nil, day) end)
 end
 
--- The first day of a term that starts after the 1st of its month (a spring
--- term on 22 February): the 1st fell in the holidays and sent nothing, so
--- the month's digest goes now. The keys are per month: never twice.
+-- The first day of a term that starts after the 1st of its month: the
+-- month's digest goes now (see policy.term_start_job).
 local function term_start_job(fn)
-  return function(run)
-    local day = day_of(run.scheduled)
-    if not host.options.only_in_term or day:sub(9) == "01" then return end
-    if in_term(day:sub(1, 8) .. "01") or not in_term(day) then return end
-    host.log.info("a term starts after the 1st: the month's letter digest goes on its first day",
-                  { job = run.job, day = day })
-    return fn(day:sub(1, 7), nil, day)
-  end
+  return policy.term_start_job(host, "a term starts after the 1st: the month's letter digest goes on its first day",
+                               function(day) return fn(day:sub(1, 7), nil, day) end)
 end
 
 return {
@@ -271,10 +199,10 @@ return {
     -- October is National Day) still sends the month's digest when it is on.
     h.cron("teachers", opts.at, job(remind_teachers), { grace = 7 * DAY })
     -- (A calendar without terms runs every month from the 1st: no term starts.)
-    if not off(opts.term_start_at) and h.calendar.next_school_day("1970-01-05") then
+    if not policy.off(opts.term_start_at) and policy.has_terms(h) then
       h.cron("term_start", opts.term_start_at, term_start_job(remind_teachers), { grace = 7 * DAY })
     end
-    if not off(opts.guardian_at) then
+    if not policy.off(opts.guardian_at) then
       h.cron("guardians", opts.guardian_at, job(function(month) return remind_guardians(month) end),
              { grace = 3 * DAY })
     end

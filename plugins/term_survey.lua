@@ -16,17 +16,9 @@
 -- survey now (a rerun sends nothing twice), 'follow_up()' the daily check;
 -- both take a date ("2026-09-01") and a table of option overrides.
 -- luacheck: globals survey remind escalate follow_up
+local policy = require("lib.policy")
+
 local host, options -- set in setup
-
-local function today()
-  local d = host.date()
-  return ("%04d-%02d-%02d"):format(d.year, d.month, d.day)
-end
-
-local function date_of(t)
-  local d = host.date(t)
-  return ("%04d-%02d-%02d"):format(d.year, d.month, d.day)
-end
 
 local function days_between(from, to)
   return host.db.one("SELECT CAST(julianday(?) - julianday(?) AS INTEGER) AS d", to, from).d
@@ -56,7 +48,7 @@ local function midnight(date)
   local now = host.now()
   local d = host.date(now)
   local since_midnight = d.hour * 3600 + d.min * 60 + d.sec
-  return now - since_midnight - days_between(date, date_of(now)) * 86400
+  return now - since_midnight - days_between(date, policy.day_of(host, now)) * 86400
 end
 
 local function merged(overrides)
@@ -78,7 +70,7 @@ local UNCONFIRMED = [[
 
 -- The parameters of UNCONFIRMED for a term.
 local function window(term, extra)
-  local p = { start = term.start, start_at = midnight(term.start), today = today(), now = host.now() }
+  local p = { start = term.start, start_at = midnight(term.start), today = policy.day_of(host), now = host.now() }
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
 end
@@ -95,8 +87,6 @@ local function name_list(names, count, o)
   return s
 end
 
-local function off(v) return v == false or v == nil or v == "" end
-
 -- Sends one message: the text option or, with a template configured, that
 -- template, with the same parameters (the core fills the text, and leaves
 -- out those the county's template does not use). A message the outbox
@@ -104,11 +94,7 @@ local function off(v) return v == false or v == nil or v == "" end
 -- so one bad row does not stop the school's survey. Returns "sent",
 -- "existing" or "failed".
 local function deliver(o, to, key, what, params)
-  local msg = { to = to, key = key, params = params }
-  if not off(o.channel) then msg.channel = o.channel end
-  local tpl = o[what .. "template"]
-  if off(tpl) then msg.text = o[what .. "text"] else msg.template = tpl end
-  local ok, res = pcall(host.send, msg)
+  local ok, res = pcall(host.send, policy.message(o, to, key, what .. "text", what .. "template", params))
   if not ok then
     host.log.warn("term survey: message refused", { key = key, error = tostring(res) })
     return "failed"
@@ -169,7 +155,7 @@ end
 -- The term-start survey: one message per class teacher.
 function survey(date, overrides)
   local o = merged(overrides)
-  date = date or today()
+  date = date or policy.day_of(host)
   local term = term_of(date)
   if not term then
     host.log.info("term survey: no term starts around this date", { date = date })
@@ -186,7 +172,7 @@ end
 -- The reminder to teachers who still have unconfirmed children.
 function remind(date, overrides)
   local o = merged(overrides)
-  local term = term_of(date or today())
+  local term = term_of(date or policy.day_of(host))
   if not term then return nil end
   local counts = ask(term, o, "remind", "remind_")
   host.log.info("term survey: teachers reminded", {
@@ -209,7 +195,7 @@ end
 -- how many.
 function escalate(date, overrides)
   local o = merged(overrides)
-  date = date or today()
+  date = date or policy.day_of(host)
   local term = term_of(date)
   if not term then return nil end
   local schools, order = {}, {}
@@ -267,7 +253,7 @@ end
 -- needed was refused or had no phone, it is tried again each school day.
 function follow_up(date, overrides)
   local o = merged(overrides)
-  date = date or today()
+  date = date or policy.day_of(host)
   local term = host.calendar.term(date)
   if not term or not host.calendar.is_school_day(date) then return end
   local days = days_between(term.start, date)
@@ -318,7 +304,7 @@ return {
   },
   setup = function(h, opts)
     host, options = h, opts
-    h.cron("survey", opts.at, function(run) survey(date_of(run.scheduled)) end)
-    h.cron("follow_up", opts.follow_up_at, function(run) follow_up(date_of(run.scheduled)) end)
+    h.cron("survey", opts.at, function(run) survey(policy.day_of(host, run.scheduled)) end)
+    h.cron("follow_up", opts.follow_up_at, function(run) follow_up(policy.day_of(host, run.scheduled)) end)
   end,
 }

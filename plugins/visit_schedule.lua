@@ -28,13 +28,9 @@
 
 local KIND_LABEL = { term_start = "开学家访", mid_term = "期中家访", term_end = "期末家访" }
 
-local host, opts -- set in setup
+local policy = require("lib.policy")
 
--- "YYYY-MM-DD" of an epoch time, in the configured zone.
-local function day_of(t)
-  local d = host.date(t)
-  return string.format("%04d-%02d-%02d", d.year, d.month, d.day)
-end
+local host, opts -- set in setup
 
 -- date + n days (SQLite's calendar arithmetic).
 local function shift(date, n)
@@ -131,19 +127,10 @@ end
 -- county's config lacks, a bad number) is logged and the run goes on; it is
 -- not noted, so the next morning tries again. Returns the outbox row or nil.
 local function send(to, key, text_opt, tpl_opt, params)
-  local msg = { to = to, key = key, params = params }
-  if opts.channel and opts.channel ~= "" then msg.channel = opts.channel end
-  local tpl = opts[tpl_opt]
-  if tpl and tpl ~= "" then msg.template = tpl else msg.text = opts[text_opt] end
-  local ok, res = pcall(host.send, msg)
+  local ok, res = pcall(host.send, policy.message(opts, to, key, text_opt, tpl_opt, params))
   if ok then return res end
   host.log.error("visit message refused", { key = key, error = tostring(res) })
   return nil
-end
-
-local function child_name(name)
-  if opts.mask_names then return host.text.mask_name(name) end
-  return name
 end
 
 -- "期中家访（11月9日前）：张*明、李*红等12人；…": groups of visits by
@@ -168,7 +155,7 @@ local function visit_list(visits)
     end
     group.n = group.n + 1
     if shown < opts.list_max then
-      group.names[#group.names + 1] = child_name(v.child)
+      group.names[#group.names + 1] = policy.child_name(host, opts, v.child)
       shown = shown + 1
     end
   end
@@ -427,22 +414,22 @@ return {
   setup = function(h, o)
     host, opts = h, o
     check_options(o)
-    if h.calendar.next_school_day("1970-01-05") == nil then
+    if not policy.has_terms(h) then
       error("visit_schedule: the school calendar has no terms: add calendar = { terms = {"
             .. " { name =, start =, mid =, [\"end\"] = } } } to the config", 0)
     end
 
     h.cron("plan_term", o.plan_at, function(run)
-      plan(day_of(run.scheduled))
+      plan(policy.day_of(host, run.scheduled))
     end)
     h.cron("daily", o.at, function(run)
-      visit_day(day_of(run.scheduled))
+      visit_day(policy.day_of(host, run.scheduled))
     end)
 
     -- A child added or back to active gets this term's visits at once; a
     -- child who changed class gets the new class teacher.
     h.on("registry.child_added", function(data)
-      h.db.tx(plan, day_of(h.now()), data.child)
+      h.db.tx(plan, policy.day_of(h, h.now()), data.child)
     end)
     -- An import too large for an event per child (see the registry) says
     -- so once: every child is looked at, planned and given the class
@@ -452,13 +439,13 @@ return {
         h.db.tx(function(today)
           plan(today)
           assign(today, nil, true)
-        end, day_of(h.now()))
+        end, policy.day_of(h, h.now()))
       end
     end)
     -- child_left is said only of a child no longer active; one back to
     -- active (a re-import, registry confirm --status) is a change of status.
     h.on("registry.child_changed", function(data)
-      local today = day_of(h.now())
+      local today = policy.day_of(h, h.now())
       for _, f in ipairs(data.fields or {}) do
         if f == "class" or f == "school" then
           h.db.tx(assign, today, data.child)
@@ -478,7 +465,7 @@ return {
     -- as soon as the host runs tasks (the daemon, simulate, or a command's
     -- end), not inside setup.
     h.after(0, function()
-      h.db.tx(plan, day_of(h.now()))
+      h.db.tx(plan, policy.day_of(h, h.now()))
     end)
   end,
 }

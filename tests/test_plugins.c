@@ -167,14 +167,34 @@ static void a_folder_plugin_requires_its_own_modules(void **state) {
   eval_is(p, "require('lib.util').double(21)", "42");
 }
 
-static void a_single_file_plugin_cannot_require(void **state) {
+/* Single-file plugins load modules from the folder holding them (the
+** shipped policies share plugins/lib/ that way), each its own copy. */
+static void single_file_plugins_require_from_their_folder(void **state) {
   fixture *f = *state;
-  datadir(f, "plugins = { lonely = {} }\n", "lonely",
-          "local u = require 'lib.util'\n"
-          "return { name = 'lonely', version = '1' }\n",
+  datadir(f, "plugins = { one = {}, two = {}, lost = {} }\n", "one",
+          "local c = require 'lib.counter'\n"
+          "return { name = 'one', version = '1',\n"
+          "  setup = function() c.bump(); c.bump() end }\n",
+          "two",
+          "local c = require 'lib.counter'\n"
+          "return { name = 'two', version = '1',\n"
+          "  setup = function() c.bump() end }\n",
+          "lost",
+          "local u = require 'lib.missing'\n"
+          "return { name = 'lost', version = '1' }\n",
+          "lib/counter.lua",
+          "local M = { n = 0 }\n"
+          "function M.bump() M.n = M.n + 1 end\n"
+          "return M\n",
           NULL);
   expect_start(f, YZ_ERR);
-  failed_with(find(f, "lonely"), "single file");
+  yz_plugin *one = find(f, "one"), *two = find(f, "two");
+  healthy(one);
+  healthy(two);
+  assert_null(yz_plugin_find(f->h, "lib")); /* no init.lua: no plugin */
+  eval_is(one, "require('lib.counter').n", "2");
+  eval_is(two, "require('lib.counter').n", "1");
+  failed_with(find(f, "lost"), "require 'lib.missing'");
 }
 
 static void files_that_are_not_plugins_are_ignored(void **state) {
@@ -811,7 +831,7 @@ int main(void) {
       T(a_single_file_plugin_starts),
       T(a_data_directory_without_plugins_starts_cleanly),
       T(a_folder_plugin_requires_its_own_modules),
-      T(a_single_file_plugin_cannot_require),
+      T(single_file_plugins_require_from_their_folder),
       T(files_that_are_not_plugins_are_ignored),
       T(a_file_and_a_folder_of_one_name_in_one_folder_are_refused),
       T(a_local_plugin_overrides_a_shipped_one),
