@@ -693,13 +693,95 @@ static void metatables(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* cmd.options(spec) -> options, operands | nil, why: the command's
+** arguments read against spec, a table of option names (without dashes;
+** one letter: "-o", longer: "--kind") to "flag", "value" or "values" (a
+** value that may be repeated, collected in a list). "--name value" and
+** "--name=value" both work; "--" ends the options; "-" alone is an operand
+** (standard input or output). A value may not look like an option ("-x"),
+** so "--skip-bad --dry-run" is an error rather than a file named
+** --dry-run. --help and -h are always known (options.help). */
+static int c_options(lua_State *L) {
+  cmd_ctx *c = ctx_of(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_newtable(L); /* 2: options */
+  lua_newtable(L); /* 3: operands */
+  int nops = 0, ended = 0;
+  char why[512] = "";
+  for (int i = 0; i < c->argc && !why[0]; i++) {
+    const char *a = c->argv[i];
+    if (ended || a[0] != '-' || strcmp(a, "-") == 0) {
+      lua_pushstring(L, a);
+      lua_rawseti(L, 3, ++nops);
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      ended = 1;
+      continue;
+    }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, 2, "help");
+      continue;
+    }
+    const char *name = a + (a[1] == '-' ? 2 : 1);
+    const char *eq = a[1] == '-' ? strchr(name, '=') : NULL;
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    int single = a[1] != '-';
+    lua_pushlstring(L, name, n);
+    int key = lua_gettop(L);
+    lua_pushvalue(L, key);
+    int ty = lua_rawget(L, 1) == LUA_TSTRING ? 1 : 0;
+    const char *kind = ty ? lua_tostring(L, -1) : NULL;
+    if (!kind || (single != (n == 1))) {
+      yz_fmt(why, sizeof why, "unknown option %s", a);
+    } else if (strcmp(kind, "flag") == 0) {
+      if (eq) yz_fmt(why, sizeof why, "%.*s takes no value", (int)(eq - a), a);
+      lua_pushvalue(L, key);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, 2);
+    } else {
+      const char *v = eq ? eq + 1 : (i + 1 < c->argc ? c->argv[++i] : NULL);
+      if (!v)
+        yz_fmt(why, sizeof why, "%s needs a value", a);
+      else if (!eq && v[0] == '-' && v[1] != 0)
+        yz_fmt(why, sizeof why, "%s needs a value (got the option \"%s\")", a,
+               v);
+      else if (strcmp(kind, "values") == 0) {
+        lua_pushvalue(L, key);
+        if (lua_rawget(L, 2) != LUA_TTABLE) {
+          lua_pop(L, 1);
+          lua_newtable(L);
+          lua_pushvalue(L, key);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, 2);
+        }
+        lua_pushstring(L, v);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 1);
+      } else {
+        lua_pushvalue(L, key);
+        lua_pushstring(L, v);
+        lua_rawset(L, 2);
+      }
+    }
+    lua_settop(L, 3);
+  }
+  if (why[0]) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  return 2;
+}
+
 /* Pushes the cmd table of a run; its functions hold the context c (the
 ** userdata at index ctx), which dies when the run ends. */
 static void push_cmd(lua_State *L, cmd_ctx *c, int ctx, const char *name) {
   static const luaL_Reg funcs[] = {
-      {"print", c_print},       {"out", c_out}, {"err", c_err},
-      {"ask", c_ask},           {"csv", c_csv}, {"create", c_create},
-      {"progress", c_progress}, {NULL, NULL}};
+      {"print", c_print},       {"out", c_out},         {"err", c_err},
+      {"ask", c_ask},           {"csv", c_csv},         {"create", c_create},
+      {"progress", c_progress}, {"options", c_options}, {NULL, NULL}};
   lua_createtable(L, 0, 12);
   lua_pushvalue(L, ctx);
   luaL_setfuncs(L, funcs, 1);

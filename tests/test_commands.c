@@ -39,6 +39,12 @@ static const char *const TOOL =
     "return {\n"
     "  name = 'tool', version = '1',\n"
     "  setup = function(host)\n"
+    "    host.command('tool opts', { run = function(cmd)\n"
+    "        local o, ops = cmd.options({ kind = 'value', ['dry-run'] = "
+    "'flag', o = 'value', tag = 'values' })\n"
+    "        if not o then cmd.err(ops) return 2 end\n"
+    "        cmd.print(host.json.encode(o), host.json.encode(ops))\n"
+    "      end })\n"
     "    host.command('tool echo', { usage = 'tool echo [ARG...]',\n"
     "      help = 'prints its arguments', run = function(cmd)\n"
     "        cmd.print(cmd.name, #cmd.args, table.concat(cmd.args, ','), "
@@ -835,6 +841,39 @@ static void a_command_gets_its_name_and_arguments(void **state) {
   r = RUN(f, "tool", "echo");
   assert_string_equal(r.out, "tool echo\t0\t\tfalse\nraw");
   ran_free(&r);
+}
+
+/* cmd.options: one reading of options for every command. */
+static void options_are_read_against_a_spec(void **state) {
+  fixture *f = *state;
+  ran r = RUN(f, "tool", "opts", "a.csv", "--kind", "people", "--dry-run", "-o",
+              "-", "--tag", "x", "--tag=y", "b");
+  assert_int_equal(r.status, 0);
+  assert_string_equal(r.out,
+                      "{\"dry-run\":true,\"kind\":\"people\",\"o\":\"-\","
+                      "\"tag\":[\"x\",\"y\"]}\t[\"a.csv\",\"b\"]\n");
+  ran_free(&r);
+  r = RUN(f, "tool", "opts", "--kind=schools", "--", "--odd");
+  assert_string_equal(r.out, "{\"kind\":\"schools\"}\t[\"--odd\"]\n");
+  ran_free(&r);
+  struct {
+    const char *a, *b, *want;
+  } bad[] = {
+      {"--skip", NULL, "unknown option --skip\n"},
+      {"--kind", "--dry-run",
+       "--kind needs a value (got the option \"--dry-run\")\n"},
+      {"--dry-run=1", NULL, "--dry-run takes no value\n"},
+      {"--kind", NULL, "--kind needs a value\n"},
+      {"-kind", "x", "unknown option -kind\n"},
+      {"--o", "x", "unknown option --o\n"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    r = bad[i].b ? RUN(f, "tool", "opts", bad[i].a, bad[i].b)
+                 : RUN(f, "tool", "opts", bad[i].a);
+    assert_int_equal(r.status, 2);
+    assert_string_equal(r.err, bad[i].want);
+    ran_free(&r);
+  }
 }
 
 static void the_return_value_is_the_exit_status(void **state) {
@@ -1804,6 +1843,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(command_refuses_a_name_another_plugin_added),
       T(a_command_gets_its_name_and_arguments),
       T(the_return_value_is_the_exit_status),
+      T(options_are_read_against_a_spec),
       T(an_error_is_one_line_and_status_one),
       cmocka_unit_test(the_longest_name_wins),
       T(ask_reads_lines_from_stdin),
