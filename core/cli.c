@@ -1823,7 +1823,7 @@ static int plugin_command(const char *dir, int argc, char **argv) {
     rc = named && (!named->enabled || named->state != YZ_PS_OK) ? EXIT_FAIL
                                                                 : EXIT_USAGE;
   } else if (wants_help(argc - words + 1, argv + words - 1)) {
-    yz_cmd_list(h, argv[0], stdout);
+    yz_cmd_list(h, p->name, stdout); /* the commands of its plugin */
     rc = EXIT_OK;
   } else {
     rc = yz_cmd_run(h, p, words, argc, argv, NULL, stdin, stdout, stderr);

@@ -330,7 +330,12 @@ static int c_ask(lua_State *L) {
 static const char *allowed_path(lua_State *L, cmd_ctx *c, const char *what) {
   const char *path = luaL_checkstring(L, 1);
   int ok = 0;
-  for (int i = 0; i < c->argc && !ok; i++) ok = strcmp(c->argv[i], path) == 0;
+  for (int i = 0; i < c->argc && !ok; i++) {
+    const char *a = c->argv[i], *eq = strchr(a, '=');
+    /* the whole argument, or the value of an option "--out=FILE" */
+    ok = strcmp(a, path) == 0 ||
+         (a[0] == '-' && a[1] == '-' && eq && strcmp(eq + 1, path) == 0);
+  }
   if (!ok)
     luaL_error(L,
                "cmd.%s: '%s' is not named on the command line (a command "

@@ -85,29 +85,15 @@ local function parse_params(s)
 end
 
 -- The command line -> the broadcast asked for, or nil and what is wrong.
-local function parse_args(args)
-  local a, i = { yes = false }, 1
-  local takes = { ["--text"] = "text", ["--template"] = "template", ["--params"] = "params",
-                  ["--to"] = "to", ["--school"] = "school", ["--at"] = "at", ["--key"] = "key",
-                  ["--channel"] = "channel" }
-  while i <= #args do
-    local arg = args[i]
-    local name, value = arg:match("^(%-%-[%w-]+)=(.*)$")
-    name = name or arg
-    if name == "--yes" or name == "-y" then
-      a.yes = true
-    elseif takes[name] then
-      if not value then
-        i = i + 1
-        value = args[i]
-        if value == nil then return nil, name .. " needs a value" end
-      end
-      a[takes[name]] = value
-    else
-      return nil, ("unknown argument '%s'"):format(arg)
-    end
-    i = i + 1
-  end
+local function parse_args(cmd)
+  local o, rest = cmd.options({ text = "value", template = "value", params = "value", to = "value",
+                                school = "value", at = "value", key = "value", channel = "value",
+                                yes = "flag", y = "flag" })
+  if not o then return nil, rest end
+  if o.help then return { help = true } end
+  if rest[1] then return nil, ("unknown argument '%s'"):format(rest[1]) end
+  local a = { yes = o.yes or o.y or false, text = o.text, template = o.template, params = o.params,
+              to = o.to, school = o.school, at = o.at, key = o.key, channel = o.channel }
   if (a.text == nil) == (a.template == nil) then return nil, "give --text or --template (one of them)" end
   if a.text == "" then return nil, "--text is empty" end
   if not a.to then return nil, "--to is required (guardians, parents or teachers)" end
@@ -271,8 +257,12 @@ local function trim(s)
 end
 
 local function run(cmd)
-  local a, err = parse_args(cmd.args)
+  local a, err = parse_args(cmd)
   if not a then return usage_error(cmd, err) end
+  if a.help then
+    cmd.print("usage: yizhan " .. USAGE)
+    return 0
+  end
 
   local school
   if a.school then

@@ -68,7 +68,7 @@ queries.pairings = {
   end,
 }
 
--- Standard output when "-" is not on the command line (the default):
+-- Standard output when no -o is given (the default):
 -- cmd.create opens only what the command line names. UTF-8 only; the
 -- quoting is cmd.create's.
 local function stdout_writer(cmd)
@@ -89,44 +89,24 @@ local function stdout_writer(cmd)
   return w
 end
 
-local function parse_args(args)
-  local o = { kind = "children", out = "-", encoding = "utf-8" }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    -- An option's value; never another option (-o --school would write
-    -- to a file named --school). "-" is standard output.
-    local function val()
-      i = i + 1
-      local v = args[i]
-      if not v then error({ usage = a .. " needs a value" }) end
-      if v:sub(1, 1) == "-" and v ~= "-" then
-        error({ usage = ('%s needs a value (got the option "%s")'):format(a, v) })
-      end
-      return v
-    end
-    if a == "--kind" then
-      o.kind = val()
-    elseif a == "-o" or a == "--output" then
-      o.out = val()
-    elseif a == "--encoding" then
-      o.encoding = val()
-    elseif a == "--school" then
-      o.school = val()
-    elseif a == "--help" or a == "-h" then
-      o.help = true
-    else
-      error({ usage = "unexpected argument " .. a })
-    end
-    i = i + 1
-  end
+-- The command line, read by cmd.options (an option's value is never
+-- another option: -o --school would write to a file named --school).
+-- "-" is standard output.
+local function parse_args(cmd)
+  local opts, rest = cmd.options({ kind = "value", o = "value", output = "value", encoding = "value",
+                                   school = "value" })
+  if not opts then error({ usage = rest }) end
+  if opts.help then return { help = true } end
+  if rest[1] then error({ usage = "unexpected argument " .. rest[1] }) end
+  local o = { kind = opts.kind or "children", out = opts.o or opts.output, encoding = opts.encoding or "utf-8",
+              school = opts.school }
   if not queries[o.kind] then error({ usage = "--kind: expected children, schools, people or pairings" }) end
   if o.encoding ~= "utf-8" and o.encoding ~= "gbk" then error({ usage = "--encoding: expected utf-8 or gbk" }) end
   return o
 end
 
 local function run(host, cmd)
-  local ok, o = pcall(parse_args, cmd.args)
+  local ok, o = pcall(parse_args, cmd)
   if not ok then
     if type(o) == "table" and o.usage then
       cmd.err("registry export: " .. o.usage)
@@ -149,10 +129,8 @@ local function run(host, cmd)
     school = s.id
   end
   local q = queries[o.kind]
-  local named = false
-  for _, a in ipairs(cmd.args) do named = named or a == o.out end
   local w, err
-  if named then
+  if o.out then
     w, err = cmd.create(o.out, { encoding = o.encoding })
   elseif o.encoding == "utf-8" then
     w = stdout_writer(cmd)
@@ -176,7 +154,7 @@ local function run(host, cmd)
     error(werr, 0)
   end
   w:close()
-  if o.out ~= "-" then cmd.err(("%s: %d rows written to %s"):format(o.kind, n, o.out)) end
+  if o.out and o.out ~= "-" then cmd.err(("%s: %d rows written to %s"):format(o.kind, n, o.out)) end
   return 0
 end
 

@@ -898,42 +898,16 @@ local function same_path(a, b)
   return tidy_path(a) == tidy_path(b)
 end
 
-local function parse_args(args)
-  local o = { kind = "children", encoding = "auto" }
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    -- An option's value; never another option (--skip-bad --dry-run would
-    -- write the rejects to a file named --dry-run).
-    local function val()
-      i = i + 1
-      local v = args[i]
-      if not v then error({ usage = a .. " needs a value" }) end
-      if v:sub(1, 1) == "-" and v ~= "-" then
-        error({ usage = ('%s needs a value (got the option "%s")'):format(a, v) })
-      end
-      return v
-    end
-    if a == "--kind" then
-      o.kind = val()
-    elseif a == "--encoding" then
-      o.encoding = val()
-    elseif a == "--skip-bad" then
-      o.skip = val()
-    elseif a == "--dry-run" then
-      o.dry = true
-    elseif a == "--help" or a == "-h" then
-      o.help = true
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      error({ usage = "unknown option " .. a })
-    elseif o.file then
-      error({ usage = "one FILE only (got " .. o.file .. " and " .. a .. ")" })
-    else
-      o.file = a
-    end
-    i = i + 1
-  end
-  if o.help then return o end
+-- The command line, read by cmd.options (an option's value is never
+-- another option: --skip-bad --dry-run would write the rejects to a file
+-- named --dry-run), then checked.
+local function parse_args(cmd)
+  local opts, files = cmd.options({ kind = "value", encoding = "value", ["skip-bad"] = "value", ["dry-run"] = "flag" })
+  if not opts then error({ usage = files }) end
+  if opts.help then return { help = true } end
+  local o = { kind = opts.kind or "children", encoding = opts.encoding or "auto", skip = opts["skip-bad"],
+              dry = opts["dry-run"], file = files[1] }
+  if #files > 1 then error({ usage = "one FILE only (got " .. files[1] .. " and " .. files[2] .. ")" }) end
   if not o.file then error({ usage = "FILE missing" }) end
   if o.skip and same_path(o.skip, o.file) then
     error({ usage = "--skip-bad: the rejects need a file of their own (not the input " .. o.file .. ")" })
@@ -998,7 +972,7 @@ local function write_rejects(ctx, o, header)
 end
 
 local function run(host, cmd)
-  local ok, o = pcall(parse_args, cmd.args)
+  local ok, o = pcall(parse_args, cmd)
   if not ok then
     if type(o) == "table" and o.usage then
       cmd.err("registry import: " .. o.usage)

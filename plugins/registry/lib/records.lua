@@ -53,60 +53,25 @@ local function usage_error(msg)
   fail(msg, 2)
 end
 
--- "--date 2026-09-01", "--date=2026-09-01", flags, and options taking two
--- values; everything else is positional. spec: name -> values (0, 1 or 2).
-local function parse(args, spec)
-  local opts, pos = {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--" then
-      for j = i + 1, #args do pos[#pos + 1] = args[j] end
-      break
-    elseif a:sub(1, 2) == "--" and #a > 2 then
-      local name, val = a:match("^%-%-([^=]+)=(.*)$")
-      name = name or a:sub(3)
-      local n = spec[name]
-      if n == nil then usage_error("unknown option --" .. name) end
-      if n == 0 then
-        if val then usage_error("--" .. name .. " takes no value") end
-        opts[name] = true
-      elseif n == 1 then
-        if not val then
-          i = i + 1
-          val = args[i]
-          if val == nil then usage_error("--" .. name .. " needs a value") end
-        end
-        opts[name] = val
-      else
-        if val then usage_error("--" .. name .. " takes " .. n .. " values") end
-        local vals = {}
-        for k = 1, n do
-          vals[k] = args[i + k]
-          if vals[k] == nil then usage_error("--" .. name .. " needs " .. n .. " values") end
-        end
-        i = i + n
-        opts[name] = vals
-      end
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
+-- The command line, read by cmd.options ("--date 2026-09-01" and
+-- "--date=2026-09-01"; a value is never another option): spec maps each
+-- option to "flag" or "value". --help or -h prints the usage.
+local function parse(cmd, spec)
+  local opts, pos = cmd.options(spec)
+  if not opts then usage_error(pos) end
+  if opts.help then error({ help = true }, 0) end
   return opts, pos
 end
 
 -- Runs a command body, turning fail() into the exit status and the message.
 local function runner(usage, body)
   return function(cmd)
-    for _, a in ipairs(cmd.args) do
-      if a == "--help" or a == "-h" then
-        cmd.print("usage: yizhan " .. usage)
-        return 0
-      end
-    end
     local ok, res = pcall(body, cmd)
     if ok then return res end
+    if type(res) == "table" and res.help then
+      cmd.print("usage: yizhan " .. usage)
+      return 0
+    end
     if type(res) == "table" and res.msg then
       if res.status == 2 then
         cmd.err("yizhan " .. cmd.name .. ": " .. res.msg)
@@ -310,7 +275,7 @@ end
 ------------------------------------------------------------------ show
 
 local function show(host, cmd)
-  local opts, pos = parse(cmd.args, { school = 1, class = 1 })
+  local opts, pos = parse(cmd, { school = "value", class = "value" })
   if #pos ~= 1 then usage_error(#pos == 0 and "name a child" or "one child at a time") end
   local c = find_child(host, pos[1], opts)
   local now = today(host)
@@ -403,7 +368,7 @@ end
 ------------------------------------------------------------------ find
 
 local function find(host, cmd)
-  local opts, pos = parse(cmd.args, { school = 1, class = 1, all = 0 })
+  local opts, pos = parse(cmd, { school = "value", class = "value", all = "flag" })
   local text = table.concat(pos, " "):match("^%s*(.-)%s*$")
   if text == "" then usage_error("give a name, part of a name or of a phone number") end
   -- Digits (138 0013, +86 138...) also search the phones, without the +86.
@@ -473,7 +438,8 @@ end
 ------------------------------------------------------------------ log
 
 local function log_contact(host, cmd)
-  local opts, pos = parse(cmd.args, { date = 1, by = 1, notes = 1, school = 1, class = 1 })
+  local opts, pos = parse(cmd, { date = "value", by = "value", notes = "value", school = "value",
+                                 class = "value" })
   if #pos ~= 2 then usage_error("give a kind and a child") end
   local kind = CONTACT_IN[pos[1]]
   if not kind then
@@ -510,7 +476,8 @@ local function visit_term(host, date)
 end
 
 local function visit(host, cmd)
-  local opts, pos = parse(cmd.args, { date = 1, kind = 1, notes = 1, by = 1, school = 1, class = 1 })
+  local opts, pos = parse(cmd, { date = "value", kind = "value", notes = "value", by = "value", school = "value",
+                                 class = "value" })
   if pos[1] ~= "done" then
     usage_error(pos[1] and ("unknown visit command '" .. pos[1] .. "'") or "say 'visit done CHILD'")
   end
@@ -573,7 +540,7 @@ end
 ------------------------------------------------------------------ pair, unpair
 
 local function pair(host, cmd)
-  local opts, pos = parse(cmd.args, { since = 1, school = 1, class = 1 })
+  local opts, pos = parse(cmd, { since = "value", school = "value", class = "value" })
   if #pos ~= 2 then usage_error("give a child and a teacher or volunteer") end
   local since = past_date(host, opts.since, "since")
   local c = find_child(host, pos[1], opts)
@@ -599,7 +566,7 @@ local function pair(host, cmd)
 end
 
 local function unpair(host, cmd)
-  local opts, pos = parse(cmd.args, { date = 1, school = 1, class = 1 })
+  local opts, pos = parse(cmd, { date = "value", school = "value", class = "value" })
   if #pos ~= 2 then usage_error("give a child and a teacher or volunteer") end
   local date = past_date(host, opts.date, "date")
   local c = find_child(host, pos[1], opts)
@@ -621,9 +588,35 @@ end
 
 ------------------------------------------------------------------ confirm
 
+-- --all-class SCHOOL CLASS takes two values, which cmd.options cannot
+-- express: it reads --all-class as a flag, and SCHOOL and CLASS are the two
+-- operands right after it on the command line, taken out of `pos` (the
+-- children named). Neither may be an option: --all-class 阳光小学 --date D is
+-- an error, not a class named --date.
+local function all_class(args, pos)
+  local function operand(a) return a ~= nil and (a == "-" or a:sub(1, 1) ~= "-") end
+  for i, a in ipairs(args) do
+    if a == "--" then break end
+    if a == "--all-class" then
+      local school, class = args[i + 1], args[i + 2]
+      if not (operand(school) and operand(class)) then usage_error("--all-class needs 2 values") end
+      for k = 1, #pos - 1 do
+        if pos[k] == school and pos[k + 1] == class then
+          table.remove(pos, k + 1)
+          table.remove(pos, k)
+          return { school, class }
+        end
+      end
+    end
+  end
+  usage_error("--all-class needs 2 values")
+end
+
 local function confirm(host, cmd)
-  local opts, pos = parse(cmd.args, { ["all-class"] = 2, status = 1, date = 1, school = 1, class = 1 })
-  if #pos == 0 and not opts["all-class"] then usage_error("name the children, or --all-class SCHOOL CLASS") end
+  local opts, pos = parse(cmd, { ["all-class"] = "flag", status = "value", date = "value", school = "value",
+                                 class = "value" })
+  local class_of = opts["all-class"] and all_class(cmd.args, pos)
+  if #pos == 0 and not class_of then usage_error("name the children, or --all-class SCHOOL CLASS") end
   local status
   if opts.status then
     status = STATUS_IN[opts.status]
@@ -642,9 +635,9 @@ local function confirm(host, cmd)
     end
   end
   for _, spec in ipairs(pos) do add(find_child(host, spec, opts)) end
-  if opts["all-class"] then
-    local school = find_school(host, opts["all-class"][1])
-    local class = opts["all-class"][2]
+  if class_of then
+    local school = find_school(host, class_of[1])
+    local class = class_of[2]
     local n = 0
     for r in host.db.rows("SELECT" .. CHILD_COLUMNS .. " FROM children c JOIN schools s ON s.id = c.school_id" ..
                           " WHERE c.school_id = ? AND c.class = ? AND c.status = 'active' ORDER BY c.name, c.id",
@@ -708,7 +701,6 @@ local COMMANDS = {
 
 -- Exposed for the tests and the other registry modules.
 M.find_child = find_child
-M.parse = parse
 
 function M.setup(host, _options)
   for _, c in ipairs(COMMANDS) do

@@ -496,24 +496,16 @@ end
 
 -- ------------------------------------------------------------ the command
 
-local function parse(args)
-  local o, i = {}, 1
-  local takes = { ["--school"] = "school", ["--term"] = "term", ["--date"] = "date",
-                  ["--format"] = "format", ["-o"] = "output", ["--output"] = "output" }
-  while i <= #args do
-    local a = args[i]
-    local k, v = a:match("^(%-%-%a+)=(.*)$")
-    if k and takes[k] then
-      o[takes[k]] = v
-      i = i + 1
-    elseif takes[a] then
-      if args[i + 1] == nil then return nil, a .. " needs a value" end
-      o[takes[a]] = args[i + 1]
-      i = i + 2
-    else
-      return nil, "unknown argument '" .. a .. "'"
-    end
-  end
+-- The command line, read by cmd.options: "--format csv" and "--format=csv";
+-- a value is never another option.
+local function parse(cmd)
+  local opts, rest = cmd.options({ school = "value", term = "value", date = "value", format = "value",
+                                   o = "value", output = "value" })
+  if not opts then return nil, rest end
+  if opts.help then return { help = true } end
+  if rest[1] then return nil, "unknown argument '" .. rest[1] .. "'" end
+  local o = { school = opts.school, term = opts.term, date = opts.date, format = opts.format,
+              output = opts.o or opts.output }
   if not o.format and o.output then
     o.format = o.output:match("%.[Hh][Tt][Mm][Ll]?$") and "html" or o.output:match("%.[Cc][Ss][Vv]$") and "csv"
   end
@@ -562,11 +554,15 @@ function M.setup(host)
     usage = USAGE,
     help = "留守儿童统计表: counts and shares for the county or one school, as text, CSV or HTML",
     run = function(cmd)
-      local o, err = parse(cmd.args)
+      local o, err = parse(cmd)
       if not o then
         cmd.err("yizhan: report: " .. err)
         cmd.err("usage: yizhan " .. USAGE)
         return 2
+      end
+      if o.help then
+        cmd.print("usage: yizhan " .. USAGE)
+        return 0
       end
       local text = M.build(host, o)
       if not o.output or o.output == "-" then

@@ -303,7 +303,7 @@ test("usage errors exit 2, an unknown school or term 1, -o writes a file", funct
   local status, out, err = t.command("report", { "--bogus" })
   t.eq(status, 2)
   t.eq(out, "")
-  t.contains(err, "unknown argument '--bogus'")
+  t.contains(err, "unknown option --bogus")
   t.contains(err, "usage: yizhan report [--school S]")
   status, out, err = t.command("report", { "--format", "pdf" })
   t.eq(out, "")
