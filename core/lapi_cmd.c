@@ -573,8 +573,10 @@ static int w_close(lua_State *L) {
   writer *w = lua_touserdata(L, lua_upvalueindex(1));
   if (!w->f) return luaL_error(L, "the file is already closed");
   if (w->to_stdout) {
-    fflush(w->f);
+    int bad = fflush(w->f) != 0 || ferror(w->f);
     w->f = NULL;
+    if (bad)
+      return luaL_error(L, "cannot write standard output: %s", strerror(errno));
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -584,11 +586,13 @@ static int w_close(lua_State *L) {
   w->f = NULL;
   if (!bad && rename(w->tmp, w->path) != 0) bad = 1, e = errno;
   if (bad) {
+    /* Raised, not returned: a caller that forgot to look would report a
+    ** file written that is not there. */
     unlink(w->tmp);
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot write %s: %s", w->path, strerror(e));
+    char msg[600];
+    yz_fmt(msg, sizeof msg, "cannot write %s: %s", w->path, strerror(e));
     writer_drop(w);
-    return 2;
+    return luaL_error(L, "%s", msg);
   }
   writer_drop(w);
   lua_pushboolean(L, 1);
@@ -738,6 +742,12 @@ static int c_options(lua_State *L) {
     lua_pushvalue(L, key);
     int ty = lua_rawget(L, 1) == LUA_TSTRING ? 1 : 0;
     const char *kind = ty ? lua_tostring(L, -1) : NULL;
+    if (kind && strcmp(kind, "flag") && strcmp(kind, "value") &&
+        strcmp(kind, "values"))
+      return luaL_error(L,
+                        "cmd.options: option '%s' is a '%s' (expected flag, "
+                        "value or values)",
+                        lua_tostring(L, key), kind);
     if (!kind || (single != (n == 1))) {
       yz_fmt(why, sizeof why, "unknown option %s", a);
     } else if (strcmp(kind, "flag") == 0) {
@@ -886,7 +896,11 @@ int yz_cmd_run(yz_host *h, yz_plugin *p, int words, int argc, char **argv,
   sigaction(SIGTERM, &old_term, NULL);
   sigaction(SIGHUP, &old_hup, NULL);
   lua_settop(L, top);
-  fflush(out);
+  if ((fflush(out) != 0 || ferror(out)) && status == 0) {
+    fprintf(err, "yizhan: %s: cannot write standard output: %s\n", name,
+            strerror(errno));
+    status = 1;
+  }
   yz_buf_free(&nb);
   /* Hand what the command emitted to the plugins listening; no job starts
   ** meanwhile (this is not the daemon). */

@@ -334,7 +334,7 @@ end
 -- luacheck: globals visit_day
 function visit_day(today, options)
   local saved = opts
-  opts = options or opts
+  opts = options and policy.options(host, options) or opts
   local ok, err = pcall(function()
     host.db.tx(function()
       plan(today)

@@ -172,9 +172,7 @@ end)
 
 test("mask_names = false puts the children's full names in the digest", function(t)
   fixtures(t)
-  local opts = {}
-  for k, v in pairs(options) do opts[k] = v end
-  opts.mask_names = false
+  local opts = { mask_names = false } -- the rest from the options in force
   visit_day("2026-09-01", opts)
   visit_day("2026-09-12", opts)
   t.advance("1m")

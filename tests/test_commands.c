@@ -1085,6 +1085,24 @@ static ssize_t spy_read(void *cookie, char *buf, size_t size) {
   return 2;
 }
 
+/* A file that cannot be put in place is an error, not a success: a
+** command that forgot to look would say it wrote what is not there. */
+static void a_failed_close_is_an_error(void **state) {
+  fixture *f = *state;
+  char *sub = path_in(f->dir, "adir");
+  assert_int_equal(mkdir(sub, 0700), 0);
+  ran r = RUN(f, "tool", "write", sub, "close");
+  assert_int_equal(r.status, 1);
+  assert_true(tu_contains(r.err, "cannot write "));
+  assert_true(tu_contains(r.err, "adir: Is a directory"));
+  assert_null(strstr(r.out, "closed"));
+  ran_free(&r);
+  char *list = listing(f->dir);
+  assert_null(strstr(list, ".tmp")); /* the temporary went too */
+  free(list);
+  free(sub);
+}
+
 static void create_writes_through_a_temporary_file(void **state) {
   fixture *f = *state;
   spy_dir = f->dir;
@@ -1844,6 +1862,7 @@ int main(int argc, char **argv) {
       T(a_command_gets_its_name_and_arguments),
       T(the_return_value_is_the_exit_status),
       T(options_are_read_against_a_spec),
+      T(a_failed_close_is_an_error),
       T(an_error_is_one_line_and_status_one),
       cmocka_unit_test(the_longest_name_wins),
       T(ask_reads_lines_from_stdin),

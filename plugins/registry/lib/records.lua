@@ -25,7 +25,7 @@ local CONTACT_KIND = { letter = "写信", call = "打电话", guardian_contact =
 -- What staff may type for a status or a contact kind.
 local STATUS_IN = {
   active = "active", returned = "returned", graduated = "graduated", transferred = "transferred",
-  ["留守"] = "active", ["返乡"] = "returned", ["不再留守"] = "returned", ["毕业"] = "graduated",
+  ["留守"] = "active", ["在册"] = "active", ["返乡"] = "returned", ["不再留守"] = "returned", ["毕业"] = "graduated",
   ["已毕业"] = "graduated", ["转学"] = "transferred", ["已转学"] = "transferred",
 }
 local CONTACT_IN = {
@@ -652,8 +652,8 @@ local function confirm(host, cmd)
   host.db.tx(function()
     for _, c in ipairs(children) do
       if status and status ~= c.status then
-        host.db.exec("UPDATE children SET confirmed_on = ?, status = ?, changed_at = ? WHERE id = ?",
-                     date, status, host.now(), c.id)
+        host.db.exec("UPDATE children SET confirmed_on = max(coalesce(confirmed_on, ''), ?1), status = ?2,"
+                     .. " changed_at = ?3 WHERE id = ?4", date, status, host.now(), c.id)
         -- As a re-import says it: the change, and a child who is no
         -- longer left behind.
         events[#events + 1] = { "registry.child_changed",
@@ -667,7 +667,9 @@ local function confirm(host, cmd)
         lines[#lines + 1] = ("confirmed %s (%s %s) on %s, status %s -> %s"):format(label(c), c.school, c.class,
                                                                                  date, c.status, status)
       else
-        host.db.exec("UPDATE children SET confirmed_on = ? WHERE id = ?", date, c.id)
+        -- never back in time: a later confirmation (an import) stands
+        host.db.exec("UPDATE children SET confirmed_on = max(coalesce(confirmed_on, ''), ?1) WHERE id = ?2",
+                     date, c.id)
         host.audit("registry.confirm", "child:" .. c.id)
         lines[#lines + 1] = ("confirmed %s (%s %s) on %s, status %s"):format(label(c), c.school, c.class,
                                                                            date, c.status)

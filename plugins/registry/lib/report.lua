@@ -166,7 +166,10 @@ local function gather(host, school, today, term)
   local r = { date = iso_of(today), school = school, term = term }
   local y, m = civil_from_days(today)
   r.month = string.format("%04d-%02d", y, m)
+  -- the month up to the report's date (a report for the 10th does not count
+  -- letters logged on the 20th)
   local month_from, month_to = r.month .. "-01", r.month .. "-31"
+  if r.date and r.date < month_to then month_to = r.date end
 
   host.db.tx(function()
     r.enrolment = (school and host.db.one("SELECT enrolment AS n FROM schools WHERE id = ?", school.id)
@@ -531,8 +534,9 @@ function M.build(host, o)
   local school
   if o.school then
     school = host.db.one("SELECT id, name FROM schools WHERE name = ?", o.school)
-    if not school and o.school:match("^%d+$") then
-      school = host.db.one("SELECT id, name FROM schools WHERE id = ?", tonumber(o.school))
+    local id = o.school:match("^#?(%d+)$") -- an id, as the record commands take it
+    if not school and id then
+      school = host.db.one("SELECT id, name FROM schools WHERE id = ?", tonumber(id))
     end
     if not school then error("no school named '" .. o.school .. "'", 0) end
   end

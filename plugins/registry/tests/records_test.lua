@@ -371,6 +371,12 @@ test("confirm sets the confirmation date; a new status is an event", function(t)
   t.eq(ev[2].topic, "registry.child_left")
   t.eq(ev[2].data, { child = 14, school = 1, class = "四年级2班", status = "returned", old_status = "active" })
 
+  -- an earlier date never moves a confirmation back in time
+  status = t.command("registry confirm", { "#12", "--date", "2026-08-20" })
+  t.eq(status, 0)
+  t.eq(host.db.one("SELECT confirmed_on FROM children WHERE id = 12").confirmed_on, "2026-09-01")
+  t.eq(t.command("registry confirm", { "#13", "--status", "在册" }), 0) -- the import's word too
+
   status = t.command("registry confirm", { "刘洋", "--status", "留守" })
   t.eq(status, 0)
   ev = t.events() -- all of this test's, so far

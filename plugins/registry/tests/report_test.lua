@@ -265,6 +265,21 @@ test("--term picks a term by name; the month follows --date", function(t)
   -- dates in the forms county forms use
   local _, cn = t.command("report", { "--date", "2026年11月29日" })
   t.contains(cn, "留守儿童统计表 (全县) 2026-11-29\n")
+  -- the month runs up to the report's date: a letter of the 20th is not in
+  -- a report of the 10th
+  local function letters(date)
+    local _, csv = t.command("report", { "--date", date, "--format", "csv" })
+    return tonumber(csv:match("本月联系,写信或通话,(%d+),"))
+  end
+  local before10, before29 = letters("2026-11-10"), letters("2026-11-29")
+  -- 2 has no letter or call in November yet
+  t.exec("INSERT INTO contact_log(child_id, kind, on_date, logged_at) VALUES (2, 'letter', '2026-11-20', 0)")
+  t.eq(letters("2026-11-10"), before10)
+  t.eq(letters("2026-11-29"), before29 + 1)
+  -- a school by its id, as the record commands write it
+  local _, by_hash = t.command("report", { "--school", "#1", "--format", "csv", "--date", "2026-11-29" })
+  local _, by_name = t.command("report", { "--school", "城关小学", "--format", "csv", "--date", "2026-11-29" })
+  t.eq(by_hash, by_name)
 end)
 
 test("the HTML page is self-contained, escaped and made for A4", function(t)
