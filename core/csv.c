@@ -271,14 +271,13 @@ static int parse_enc(const char *enc) {
   return -2;
 }
 
-/* Settles "auto" for the regular file c->fd: UTF-8 when it starts with a
-** BOM or is valid UTF-8 throughout, else GB18030. Leaves the file at its
+/* Settles "auto" for the regular file c->fd: UTF-8 when it is valid UTF-8
+** throughout (with a BOM or not), else GB18030. Leaves the file at its
 ** start. Returns ENC_*, or -1 on a read error (errno set). */
 static int detect(yz_csv *c) {
-  unsigned char head[3];
-  ssize_t n = read_some(c->fd, head, sizeof head);
-  if (n < 0 || lseek(c->fd, 0, SEEK_SET) < 0) return -1;
-  if (n == 3 && memcmp(head, "\xEF\xBB\xBF", 3) == 0) return ENC_UTF8;
+  /* A BOM is valid UTF-8 too: a file with one is UTF-8 unless what follows
+  ** is not, when an editor put it in front of GBK text (read as GB18030,
+  ** the BOM dropped). */
   int valid = scan_utf8(c);
   if (valid < 0) return -1;
   return valid ? ENC_UTF8 : ENC_GB18030;
@@ -339,6 +338,17 @@ yz_csv *yz_csv_open(const char *path, const char *enc, char *err,
       goto fail;
     }
     c->raw = yz_xmalloc(BLOCK);
+    /* A UTF-8 BOM in front of GBK text is no GB18030 character: drop it
+    ** (counted as read). */
+    ssize_t k = read_some(c->fd, c->raw, 3);
+    if (k < 0) {
+      yz_fmt(msg, sizeof msg, "cannot read %s: %s", path, strerror(errno));
+      goto fail;
+    }
+    if (k == 3 && memcmp(c->raw, "\xEF\xBB\xBF", 3) == 0)
+      c->converted = 3;
+    else
+      c->rawlen = (size_t)k;
   }
   if (refill(c) < 0) {
     yz_fmt(msg, sizeof msg, "%s", c->err);

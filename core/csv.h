@@ -22,12 +22,13 @@ typedef struct yz_csv yz_csv;
 
 /* Opens 'path' for reading. 'enc' is NULL or "auto", "utf-8", "gbk" or
 ** "gb18030" (case does not matter; "utf8" is "utf-8"):
-**   auto     a UTF-8 BOM means UTF-8; otherwise the whole file is scanned
-**            once, in blocks: valid UTF-8 is read as UTF-8, anything else
-**            as GB18030. Needs a regular file (the scan rewinds it).
+**   auto     the whole file is scanned once, in blocks: valid UTF-8 (with
+**            a BOM or not) is read as UTF-8, anything else as GB18030 (a
+**            UTF-8 BOM in front of GBK text, as an editor may leave it, is
+**            dropped). Needs a regular file (the scan rewinds it).
 **   utf-8    a BOM, if there is one, is dropped; invalid UTF-8 is an error.
 **   gbk, gb18030  both read as GB18030, a superset of GBK, converted to
-**            UTF-8 through iconv.
+**            UTF-8 through iconv; a leading UTF-8 BOM is dropped.
 ** Returns the reader, or NULL with a message in err (NUL-terminated,
 ** truncated to errlen; err may be NULL):
 **   cannot open x.csv: No such file or directory

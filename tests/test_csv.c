@@ -340,12 +340,19 @@ static void invalid_utf8_given_as_utf8_is_an_error_with_its_line(void **st) {
   /* A lead byte followed by a line end: the error is on the lead's line. */
   p = puts_file("leadnl.csv", "a\xE5\nb\n");
   assert_string_equal(dump(p, "utf-8"), "error 1: invalid UTF-8\n");
-  /* A BOM settles auto: what follows must be UTF-8. */
+  /* A BOM does not settle auto: a file with one that is not UTF-8 is
+  ** read as GB18030 (an editor put it in front of GBK text); given as
+  ** UTF-8, the bad byte is an error on its line. */
   p = puts_file("bombad.csv",
                 "\xEF\xBB\xBF"
                 "a\nb\xFF\n");
-  assert_string_equal(encoding(p, NULL), "utf-8 with BOM");
-  assert_string_equal(dump(p, NULL), "1:a\nerror 2: invalid UTF-8\n");
+  assert_string_equal(encoding(p, NULL), "gb18030");
+  assert_string_equal(dump(p, "utf-8"), "1:a\nerror 2: invalid UTF-8\n");
+  p = puts_file("bomgbk.csv",
+                "\xEF\xBB\xBF\xD0\xD5\xC3\xFB\n" ZHANGSAN_GBK "\n");
+  assert_string_equal(encoding(p, NULL), "gb18030");
+  assert_string_equal(dump(p, NULL), "1:姓名\n2:张三\n");
+  assert_string_equal(dump(p, "gbk"), "1:姓名\n2:张三\n");
   /* Left to auto, such a file is not UTF-8, so it is read as GB18030. */
   p = puts_file("badu8auto.csv", "a\n\xC3\x28\n");
   assert_string_equal(encoding(p, NULL), "gb18030");

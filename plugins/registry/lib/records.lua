@@ -236,11 +236,20 @@ local function find_person(host, spec, child, kinds)
     rows[#rows + 1] = r
   end
   if #rows > 1 and child then
-    local here = {}
+    -- the child's own people first (a guardian or parent has no school),
+    -- then those of the child's school
+    local own, here = {}, {}
     for _, r in ipairs(rows) do
+      if host.db.one("SELECT 1 AS x FROM guardianships WHERE child_id = ? AND person_id = ?", child.id, r.id) then
+        own[#own + 1] = r
+      end
       if r.school_id == child.school_id then here[#here + 1] = r end
     end
-    if #here >= 1 then rows = here end
+    if #own >= 1 then
+      rows = own
+    elseif #here >= 1 then
+      rows = here
+    end
   end
   if #rows == 1 then return rows[1] end
   if #rows == 0 then
@@ -571,18 +580,27 @@ local function unpair(host, cmd)
   local date = past_date(host, opts.date, "date")
   local c = find_child(host, pos[1], opts)
   local p = find_person(host, pos[2], c)
+  local said
   host.db.tx(function()
     local r = host.db.one([[SELECT id, since FROM pairings
                             WHERE child_id = ? AND person_id = ? AND ("until" IS NULL OR "until" > ?)
                             ORDER BY since DESC, id DESC]], c.id, p.id, date)
     if not r then fail(("%s is not paired with %s"):format(c.name, p.name)) end
+    if r.since > today(host) then
+      -- it has not begun: it is called off, not ended
+      host.db.exec("DELETE FROM pairings WHERE id = ?", r.id)
+      host.audit("registry.unpair", "child:" .. c.id, "person:" .. p.id .. " called off, was from " .. r.since)
+      said = ("%s will not be paired with %s (it was to begin on %s)"):format(label(c), p.name, r.since)
+      return
+    end
     if date < r.since then
       fail(("--date %s is before the pairing began (%s)"):format(date, r.since))
     end
     host.db.exec([[UPDATE pairings SET "until" = ? WHERE id = ?]], date, r.id)
     host.audit("registry.unpair", "child:" .. c.id, "person:" .. p.id .. " until " .. date)
+    said = ("%s is no longer paired with %s (since %s)"):format(label(c), p.name, date)
   end)
-  cmd.print(("%s is no longer paired with %s (since %s)"):format(label(c), p.name, date))
+  cmd.print(said)
   return 0
 end
 

@@ -197,6 +197,12 @@ test("log records a letter today, or on a given date; the future is refused", fu
   t.eq(status, 2)
   t.contains(err, "yizhan registry log: --date '2026-02-30': no such date\n")
   t.eq(host.db.one("SELECT count(*) AS n FROM contact_log").n, 2, "nothing more written")
+
+  -- --by a guardian: the child's own, though another has the same name
+  host.db.exec("INSERT INTO people(id, ukey, kind, name, phone) VALUES (30, 'g:张大山2', 'guardian', '张大山', NULL)")
+  status, out = t.command("registry log", { "call", "#12", "--by", "张大山" })
+  t.eq(status, 0, out)
+  t.eq(host.db.one("SELECT by_id FROM contact_log WHERE child_id = 12 AND kind = 'call'").by_id, 10)
 end)
 
 ------------------------------------------------------------------ visit done
@@ -326,6 +332,12 @@ test("a pairing with an end date still to come is running: shown, counted, ended
   t.eq(status, 0)
   t.eq(out, "张小明 #12 is no longer paired with 陈志 (since 2026-09-01)\n")
   t.eq(host.db.one([[SELECT "until" AS u FROM pairings WHERE child_id = 12 AND person_id = 3]]).u, "2026-09-01")
+  -- a pairing that has not begun is called off
+  host.db.exec("INSERT INTO pairings(child_id, person_id, since) VALUES (13, 3, '2026-10-01')")
+  status, out = t.command("registry unpair", { "张小红", "陈志" })
+  t.eq(status, 0)
+  t.eq(out, "张小红 #13 will not be paired with 陈志 (it was to begin on 2026-10-01)\n")
+  t.eq(host.db.one("SELECT count(*) AS n FROM pairings WHERE child_id = 13 AND person_id = 3").n, 0)
 end)
 
 test("a person named ambiguously is listed", function(t)
