@@ -252,6 +252,8 @@ static int t_jobs(lua_State *L) {
       lua_pushstring(L, iso);
       lua_setfield(L, -2, "next");
     }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, jobs[i]->name); /* by name too: t.jobs().monthly */
     lua_rawseti(L, -2, ++k);
   }
   return 1;
@@ -474,6 +476,7 @@ static int t_events(lua_State *L) {
 ** are handed over first; later ones go as t.advance reaches them). */
 static int t_sent(lua_State *L) {
   test_ctx *c = ctx_of(L);
+  int fields = lua_istable(L, 1);
   yz_deliver_turn(c->h);
   lua_createtable(L, c->nsent, 0);
   for (int i = 0; i < c->nsent; i++) {
@@ -506,6 +509,16 @@ static int t_sent(lua_State *L) {
     lua_setfield(L, -2, "coding");
     lua_pushstring(L, at);
     lua_setfield(L, -2, "at");
+    if (fields) { /* t.sent{"to", "text"}: only those */
+      lua_createtable(L, 0, 4);
+      for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, 1); k++) {
+        lua_rawgeti(L, 1, k);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -4);
+        lua_rawset(L, -3);
+      }
+      lua_remove(L, -2);
+    }
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

@@ -26,15 +26,10 @@ local function again(teacher, n, names)
   return teacher .. "老师：本月尚有" .. n .. "位临时监护人未联系：" .. names .. "。请尽快联系并登记。"
 end
 
-local function sent(t)
-  local out = {}
-  for i, m in ipairs(t.sent()) do out[i] = { to = m.to, at = m.at, key = m.key, text = m.text } end
-  return out
-end
+local function sent(t) return t.sent({ "to", "at", "key", "text" }) end
 
 test("the jobs: the list on the 1st, the reminder on the 15th", function(t)
-  local jobs = {}
-  for _, j in ipairs(t.jobs()) do jobs[j.name] = j end
+  local jobs = t.jobs() -- by name
   t.eq(jobs.list.next, "2026-09-01T09:00:00+08:00")
   t.eq(jobs.remind.next, "2026-09-15T09:00:00+08:00")
   t.eq(jobs.term_start.spec, "on term.start 09:00")

@@ -23,8 +23,7 @@ local function sent(t, from)
 end
 
 test("the jobs: Spring Festival invitations 10 days before it, the reminder 4 days before", function(t)
-  local jobs = {}
-  for _, j in ipairs(t.jobs()) do jobs[j.name] = j end
+  local jobs = t.jobs() -- by name
   -- The festival is on 2027-02-06: the meeting on 2027-02-03 09:00.
   t.eq(jobs.spring_invite.spec, "on spring_festival -10 days 12:00")
   t.eq(jobs.spring_invite.next, "2027-01-27T12:00:00+08:00")

@@ -22,15 +22,10 @@ local function nudge(guardian, child, parent)
 end
 
 -- The messages that left, as { to, at, key, text } in the order they left.
-local function sent(t)
-  local out = {}
-  for i, m in ipairs(t.sent()) do out[i] = { to = m.to, at = m.at, key = m.key, text = m.text } end
-  return out
-end
+local function sent(t) return t.sent({ "to", "at", "key", "text" }) end
 
 test("the jobs: the 1st at 09:00 for teachers, the 20th at 18:00 for guardians", function(t)
-  local jobs = {}
-  for _, j in ipairs(t.jobs()) do jobs[j.name] = j end
+  local jobs = t.jobs() -- by name
   t.eq(jobs.teachers.spec, "0 9 1 * *")
   t.eq(jobs.teachers.next, "2026-09-01T09:00:00+08:00")
   t.eq(jobs.guardians.spec, "0 18 20 * *")

@@ -3,6 +3,7 @@
 -- Chinese words (lib/values.lua), dates as YYYY-MM-DD, mainland mobiles as
 -- their 11 digits, rows in a fixed order. Importing an export changes
 -- nothing, and exporting again gives the same bytes.
+local args = require("lib.args")
 local values = require("lib.values")
 
 local M = {}
@@ -106,19 +107,8 @@ local function parse_args(cmd)
 end
 
 local function run(host, cmd)
-  local ok, o = pcall(parse_args, cmd)
-  if not ok then
-    if type(o) == "table" and o.usage then
-      cmd.err("registry export: " .. o.usage)
-      cmd.err("usage: yizhan " .. USAGE)
-      return 2
-    end
-    error(o, 0)
-  end
-  if o.help then
-    cmd.print("usage: yizhan " .. USAGE)
-    return 0
-  end
+  local o, status = args.read(cmd, "registry export", USAGE, parse_args)
+  if not o then return status end
   local school
   if o.school then
     local s = host.db.one("SELECT id FROM schools WHERE name = ?", o.school)

@@ -15,6 +15,7 @@
 -- Result rows of step 3 live in registry_stage too, at line - 2^40 (see
 -- RES): the child (or school, person, pairing) a row matched, the fields
 -- that changed, and what it replaced.
+local args = require("lib.args")
 local values = require("lib.values")
 
 local M = {}
@@ -972,19 +973,8 @@ local function write_rejects(ctx, o, header)
 end
 
 local function run(host, cmd)
-  local ok, o = pcall(parse_args, cmd)
-  if not ok then
-    if type(o) == "table" and o.usage then
-      cmd.err("registry import: " .. o.usage)
-      cmd.err("usage: yizhan " .. USAGE)
-      return 2
-    end
-    error(o, 0)
-  end
-  if o.help then
-    cmd.print("usage: yizhan " .. USAGE)
-    return 0
-  end
+  local o, status = args.read(cmd, "registry import", USAGE, parse_args)
+  if not o then return status end
   local file = o.file
   local r, rerr = cmd.csv(file, { encoding = o.encoding })
   if not r then
